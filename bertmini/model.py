@@ -1,0 +1,456 @@
+"""BERT: a stack of Transformer encoder layers, pretrained to fill in masked words.
+
+    input_ids, segment ids, positions
+        -> embeddings: word + segment + position, LayerNorm, dropout     (batch, seq, hidden)
+        -> encoder: num_hidden_layers x EncoderLayer                      (batch, seq, hidden)
+        -> heads:
+             MLM  at masked positions: dense, GELU, LayerNorm, then a decoder that shares its
+                  weights with the word embeddings                       (masked, vocab)
+             NSP  on [CLS]: pooler tanh(W h_cls), then a linear layer     (batch, 2)
+             classification on [CLS]: pooler, dropout, linear             (batch, num_labels)
+
+The MLM head runs only where a label is given (labels != -100): the loss is the same as running
+it everywhere and discarding the rest, at a fraction of the cost (the vocabulary projection is
+most of a small BERT's work). The encoder can also be a bidirectional LSTM (`encoder="bilstm"`),
+for comparing the two on the same task.
+
+Parameter and config names follow Hugging Face's `config.json`, so real checkpoints load as they
+are (see hub.py for the weight names).
+"""
+
+import json
+import warnings
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import hub
+from .attention import padding_mask
+from .lstm import BiLSTMEncoder
+from .positional import SinusoidalPositions, learned_positions
+from .transformer import EncoderLayer
+
+IGNORE_INDEX = -100  # label value of positions that are not predicted (PyTorch's default)
+
+
+@dataclass
+class BertConfig:
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    layer_norm_eps: float = 1e-12
+    initializer_range: float = 0.02
+    pad_token_id: int = 0
+    num_labels: int = 2
+    encoder: str = "transformer"  # or "bilstm"
+    pre_layer_norm: bool = False  # BERT is post-LN
+    position_embedding: str = "learned"  # or "sinusoidal"
+
+    # Google's compact BERTs (Turc et al. 2019) and the two of the BERT paper:
+    # (layers, hidden); heads = hidden / 64 and FFN = 4 x hidden.
+    PRESETS = {
+        "tiny": (2, 128),
+        "mini": (4, 256),
+        "small": (4, 512),
+        "medium": (8, 512),
+        "base": (12, 768),
+        "large": (24, 1024),
+    }
+
+    def __post_init__(self):
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(
+                f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads "
+                f"({self.num_attention_heads})"
+            )
+        if self.hidden_act not in ("gelu", "gelu_python"):
+            raise ValueError(f"hidden_act {self.hidden_act!r} is not supported: BERT uses 'gelu'")
+        for name, allowed in (
+            ("encoder", ("transformer", "bilstm")),
+            ("position_embedding", ("learned", "sinusoidal")),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "BertConfig":
+        """A named shape, e.g. `BertConfig.preset("mini", vocab_size=4000)`."""
+        if name not in cls.PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(cls.PRESETS)}")
+        layers, hidden = cls.PRESETS[name]
+        shape = dict(
+            num_hidden_layers=layers,
+            hidden_size=hidden,
+            num_attention_heads=hidden // 64,
+            intermediate_size=4 * hidden,
+        )
+        return cls(**{**shape, **overrides})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "BertConfig":
+        """From a dict such as Hugging Face's config.json; keys we do not use are ignored."""
+        if values.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError("only absolute position embeddings are supported")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass
+class BertOutput:
+    """What every model returns; fields a model does not compute are None."""
+
+    last_hidden_state: torch.Tensor  # (batch, seq, hidden)
+    pooler_output: torch.Tensor | None = None  # (batch, hidden)
+    hidden_states: tuple[torch.Tensor, ...] | None = None  # embeddings + one per layer
+    attentions: tuple[torch.Tensor, ...] | None = None  # one per layer, (batch, heads, seq, seq)
+    loss: torch.Tensor | None = None
+    mlm_loss: torch.Tensor | None = None
+    nsp_loss: torch.Tensor | None = None
+    mlm_logits: torch.Tensor | None = (
+        None  # (labelled, vocab) with labels, else (batch, seq, vocab)
+    )
+    nsp_logits: torch.Tensor | None = None  # (batch, 2): 0 = IsNext, 1 = NotNext
+    logits: torch.Tensor | None = None  # (batch, num_labels)
+
+
+class Embeddings(nn.Module):
+    """Token + segment + position embeddings, then LayerNorm and dropout."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        hidden = config.hidden_size
+        self.word = nn.Embedding(config.vocab_size, hidden, padding_idx=config.pad_token_id)
+        if config.position_embedding == "learned":
+            self.position = learned_positions(config.max_position_embeddings, hidden)
+        else:
+            self.position = SinusoidalPositions(config.max_position_embeddings, hidden)
+        self.segment = nn.Embedding(config.type_vocab_size, hidden)
+        self.norm = nn.LayerNorm(hidden, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+
+    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
+        """input_ids, segment_ids: (batch, seq) -> (batch, seq, hidden)."""
+        positions = torch.arange(input_ids.size(1), device=input_ids.device)  # (seq,)
+        x = self.word(input_ids) + self.segment(segment_ids) + self.position(positions)
+        return self.dropout(self.norm(x))
+
+
+class PreTrainedModel(nn.Module):
+    """Loading, saving and checking inputs, shared by every BERT model below."""
+
+    config: BertConfig
+    base_prefix = ""  # where BertModel sits inside this model, in checkpoint names
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def init_weights(self) -> None:
+        """BERT's initialisation: normal(0, 0.02) weights, zero biases, LayerNorm at identity."""
+        std = self.config.initializer_range
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding)):
+                nn.init.normal_(module.weight, std=std)
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+            if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+                nn.init.zeros_(module.weight[module.padding_idx])
+            if isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+
+    @classmethod
+    def from_pretrained(cls, name_or_dir: str | Path, **config_overrides):
+        """Load a Hugging Face-format checkpoint (a local directory, or a hub name when online).
+
+        Heads that the checkpoint lacks start from random weights, with a warning; what was
+        missing or left over is kept in `model.loading_info`.
+        """
+        directory = hub.resolve(name_or_dir)
+        config_dict, hf_weights = hub.read_checkpoint(directory)
+        config = BertConfig.from_dict({**config_dict, **config_overrides})
+        model = cls(config)
+        weights, _ = hub.from_hf(hf_weights)
+        weights = model._from_checkpoint_prefixes(weights)
+        model.load_checked_state_dict(weights, source=str(directory))
+        return model
+
+    def _from_checkpoint_prefixes(self, weights: dict) -> dict:
+        """Checkpoints of a bare BertModel have no 'bert.' prefix; heads have their own."""
+        has_prefix = any(name.startswith("bert.") for name in weights)
+        renamed = {}
+        for name, tensor in weights.items():
+            if has_prefix and name.startswith("bert."):
+                name = self.base_prefix + name[len("bert.") :]
+            elif not has_prefix and not name.startswith(("mlm.", "nsp.", "classifier.")):
+                name = self.base_prefix + name
+            renamed[name] = tensor
+        return renamed
+
+    def load_checked_state_dict(self, weights: dict[str, torch.Tensor], source: str = "") -> None:
+        """Load weights after checking every shape against this model's config."""
+        expected = self.state_dict()
+        for name, tensor in weights.items():
+            if name in expected and expected[name].shape != tensor.shape:
+                raise ValueError(
+                    f"checkpoint {source}: '{name}' has shape {tuple(tensor.shape)}, but this "
+                    f"config expects {tuple(expected[name].shape)}. The checkpoint was made with "
+                    "another config: load it with that config (its config.json), not this one."
+                )
+        result = self.load_state_dict(weights, strict=False)
+        missing = [name for name in result.missing_keys if not self._is_tied(name)]
+        self.loading_info = {"missing_keys": missing, "unexpected_keys": result.unexpected_keys}
+        if missing:
+            warnings.warn(
+                f"{type(self).__name__}: {len(missing)} weights not in {source} start random "
+                f"(e.g. {missing[:3]}); train them before use",
+                stacklevel=3,
+            )
+
+    def _is_tied(self, name: str) -> bool:
+        return False
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write config.json + model.safetensors in Hugging Face's format (atomically)."""
+        config = {
+            **self.config.to_dict(),
+            "model_type": "bert",
+            "architectures": [type(self).__name__],
+        }
+        weights = {
+            name: tensor.detach().cpu()
+            for name, tensor in self.state_dict().items()
+            if not self._is_tied(name)
+        }
+        hub.write_checkpoint(Path(directory), config, hub.to_hf(weights))
+
+    def _check_inputs(self, input_ids, token_type_ids, attention_mask) -> None:
+        """Clear errors for the mistakes that otherwise surface deep inside torch."""
+        config = self.config
+        if not isinstance(input_ids, torch.Tensor):
+            raise TypeError(f"input_ids must be a torch.Tensor, got {type(input_ids).__name__}")
+        if input_ids.dim() != 2:
+            hint = " (add a batch dimension: input_ids[None])" if input_ids.dim() == 1 else ""
+            raise ValueError(
+                f"input_ids must have shape (batch, seq), got {tuple(input_ids.shape)}{hint}"
+            )
+        if input_ids.dtype not in (torch.int64, torch.int32):
+            raise TypeError(f"input_ids must be int64 token ids, got {input_ids.dtype}")
+        if input_ids.size(1) > config.max_position_embeddings:
+            raise ValueError(
+                f"sequence length {input_ids.size(1)} exceeds max_position_embeddings "
+                f"({config.max_position_embeddings}); truncate the inputs"
+            )
+        for name, tensor in (
+            ("token_type_ids", token_type_ids),
+            ("attention_mask", attention_mask),
+        ):
+            if tensor is not None and tensor.shape != input_ids.shape:
+                raise ValueError(
+                    f"{name} must have the shape of input_ids {tuple(input_ids.shape)}, "
+                    f"got {tuple(tensor.shape)}"
+                )
+        # Value checks read the tensor back, a host sync: on accelerators only outside training.
+        if torch.compiler.is_compiling() or (input_ids.device.type != "cpu" and self.training):
+            return
+        if input_ids.numel() and (input_ids.min() < 0 or input_ids.max() >= config.vocab_size):
+            bad = input_ids[(input_ids < 0) | (input_ids >= config.vocab_size)][0].item()
+            raise ValueError(
+                f"token id {bad} is outside the vocabulary [0, {config.vocab_size}); the "
+                "tokenizer and the model disagree on vocab_size"
+            )
+        if (
+            token_type_ids is not None
+            and token_type_ids.numel()
+            and (token_type_ids.min() < 0 or token_type_ids.max() >= config.type_vocab_size)
+        ):
+            raise ValueError(
+                f"token_type_ids must be in [0, {config.type_vocab_size}), "
+                f"got max {token_type_ids.max().item()}"
+            )
+
+
+class BertModel(PreTrainedModel):
+    """The encoder: ids -> contextual vectors (batch, seq, hidden) and the pooled [CLS] vector."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.embeddings = Embeddings(config)
+        if config.encoder == "transformer":
+            self.layers = nn.ModuleList(
+                EncoderLayer(
+                    config.hidden_size,
+                    config.num_attention_heads,
+                    config.intermediate_size,
+                    config.hidden_dropout_prob,
+                    config.attention_probs_dropout_prob,
+                    config.layer_norm_eps,
+                    config.pre_layer_norm,
+                )
+                for _ in range(config.num_hidden_layers)
+            )
+            # Pre-LN leaves the last residual sum unnormalised.
+            self.final_norm = (
+                nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+                if config.pre_layer_norm
+                else None
+            )
+        else:
+            self.lstm = BiLSTMEncoder(
+                config.hidden_size, config.num_hidden_layers, config.hidden_dropout_prob
+            )
+        self.pooler = nn.Linear(config.hidden_size, config.hidden_size)
+        self.init_weights()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> BertOutput:
+        """input_ids, token_type_ids, attention_mask: (batch, seq); mask 1 = real, 0 = padding."""
+        self._check_inputs(input_ids, token_type_ids, attention_mask)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        x = self.embeddings(input_ids, token_type_ids)  # (batch, seq, hidden)
+        hidden_states, attentions = [x], []
+        if self.config.encoder == "bilstm":
+            x = self.lstm(x, attention_mask)
+            hidden_states.append(x)
+        else:
+            mask = None if attention_mask is None else padding_mask(attention_mask)
+            for layer in self.layers:
+                x, weights = layer(x, mask, need_weights=output_attentions)
+                hidden_states.append(x)
+                attentions.append(weights)
+            if self.final_norm is not None:
+                x = self.final_norm(x)
+        pooled = torch.tanh(self.pooler(x[:, 0]))  # (batch, hidden), from [CLS]
+        return BertOutput(
+            last_hidden_state=x,
+            pooler_output=pooled,
+            hidden_states=tuple(hidden_states) if output_hidden_states else None,
+            attentions=tuple(attentions) if output_attentions and attentions else None,
+        )
+
+
+class MaskedLMHead(nn.Module):
+    """hidden -> vocabulary logits: dense, GELU, LayerNorm, then the word embeddings transposed."""
+
+    def __init__(self, config: BertConfig, word_embeddings: nn.Embedding):
+        super().__init__()
+        self.transform = nn.Linear(config.hidden_size, config.hidden_size)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.decoder_weight = word_embeddings.weight  # tied: (vocab, hidden), one tensor, two uses
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(..., hidden) -> (..., vocab)."""
+        h = self.norm(F.gelu(self.transform(hidden)))
+        return F.linear(h, self.decoder_weight, self.bias)
+
+
+class BertForPreTraining(PreTrainedModel):
+    """BERT with its two pretraining heads: masked language model and next-sentence prediction."""
+
+    base_prefix = "bert."
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        self.mlm = MaskedLMHead(config, self.bert.embeddings.word)
+        self.nsp = nn.Linear(config.hidden_size, 2)
+        self.init_weights()
+
+    def _is_tied(self, name: str) -> bool:
+        return name == "mlm.decoder_weight"
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        next_sentence_label: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> BertOutput:
+        """labels: (batch, seq), the original id where a token is to be predicted, else -100.
+        next_sentence_label: (batch,), 0 = B follows A, 1 = B is random.
+        """
+        if labels is not None and labels.shape != input_ids.shape:
+            raise ValueError(
+                f"labels must have the shape of input_ids {tuple(input_ids.shape)}, "
+                f"got {tuple(labels.shape)}"
+            )
+        out = self.bert(
+            input_ids, token_type_ids, attention_mask, output_attentions, output_hidden_states
+        )
+        hidden = out.last_hidden_state  # (batch, seq, hidden)
+        out.nsp_logits = self.nsp(out.pooler_output)  # (batch, 2)
+        if labels is None:
+            out.mlm_logits = self.mlm(hidden)  # (batch, seq, vocab): every position
+            return out
+        # Only the labelled positions go through the head: (labelled, hidden) -> (labelled, vocab).
+        # (Boolean indexing has a data-dependent shape; torch.compile handles it as dynamic.)
+        labelled = labels != IGNORE_INDEX
+        out.mlm_logits = self.mlm(hidden[labelled])
+        out.mlm_loss = F.cross_entropy(out.mlm_logits.float(), labels[labelled])
+        out.loss = out.mlm_loss
+        if next_sentence_label is not None:
+            out.nsp_loss = F.cross_entropy(out.nsp_logits.float(), next_sentence_label.view(-1))
+            out.loss = out.loss + out.nsp_loss
+        return out
+
+
+class BertForSequenceClassification(PreTrainedModel):
+    """BERT with a classifier on the pooled [CLS] vector: (batch, seq) -> (batch, num_labels)."""
+
+    base_prefix = "bert."
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.init_weights()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> BertOutput:
+        """labels: (batch,) class indices in [0, num_labels)."""
+        out = self.bert(
+            input_ids, token_type_ids, attention_mask, output_attentions, output_hidden_states
+        )
+        out.logits = self.classifier(self.dropout(out.pooler_output))
+        if labels is not None:
+            out.loss = F.cross_entropy(out.logits.float(), labels.view(-1))
+        return out
+
+
+def load_config(directory: str | Path) -> BertConfig:
+    """The BertConfig of a saved model directory."""
+    return BertConfig.from_dict(json.loads((Path(directory) / "config.json").read_text()))
