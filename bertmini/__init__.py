@@ -7,6 +7,7 @@ from .model import (
     BertModel,
     BertOutput,
 )
+from .tokenizer import Tokenizer
 
 __all__ = [
     "BertConfig",
@@ -14,5 +15,6 @@ __all__ = [
     "BertForPreTraining",
     "BertForSequenceClassification",
     "BertOutput",
+    "Tokenizer",
 ]
 __version__ = "0.1.0"
