@@ -1,0 +1,224 @@
+"""Fine-tuning data: labelled sentences (or sentence pairs) in length-bucketed batches.
+
+A classification example is ``[CLS] text [SEP]`` (single sentence, e.g. sentiment) or
+``[CLS] text [SEP] text_pair [SEP]`` (sentence pair, e.g. entailment) with one integer label;
+the classifier reads the ``[CLS]`` position. Texts longer than ``max_seq_len`` are truncated
+(for pairs, the longer text loses tokens from its end first, as the tokenizer does).
+
+Padding is wasted work: a batch is as long as its longest example. Batching examples of
+similar length cuts that waste. :class:`LengthBucketSampler` sorts examples by length, cuts the
+sorted list into buckets of a few batches, shuffles inside each bucket and then shuffles the
+order of the batches (training), or keeps the sorted order (evaluation, deterministic).
+:func:`padding_fraction` measures what it saves.
+
+A batch is a dict of int64 tensors::
+
+    input_ids       (batch, seq)   padded with [PAD] to the batch's longest example
+    token_type_ids  (batch, seq)   0 for the first text, 1 for the second, 0 on padding
+    attention_mask  (batch, seq)   1 = real token, 0 = padding
+    labels          (batch,)       class ids
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from numbers import Integral
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from bertmini.data.pretraining import pad_batch
+
+if TYPE_CHECKING:
+    from bertmini.tokenizer import Tokenizer
+
+
+class ClassificationDataset(Dataset):
+    """Texts (or text pairs) with integer labels, tokenized once up front.
+
+    Args:
+        texts: the (first) text of each example; must not be empty.
+        labels: one class id (>= 0) per text.
+        tokenizer: a bertmini ``Tokenizer``.
+        max_seq_len: longest example, special tokens included; longer texts are truncated.
+        text_pairs: the second text of each example, for sentence-pair tasks.
+
+    Each item is a dict: ``input_ids`` (seq,), ``token_type_ids`` (seq,), ``labels`` ().
+    """
+
+    def __init__(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[int],
+        tokenizer: Tokenizer,
+        max_seq_len: int = 128,
+        text_pairs: Sequence[str] | None = None,
+    ) -> None:
+        if isinstance(texts, str):
+            raise TypeError("texts must be a list of strings; got one string. Wrap it: [text].")
+        if len(texts) != len(labels):
+            raise ValueError(
+                f"got {len(texts)} texts but {len(labels)} labels; need one label per text."
+            )
+        if text_pairs is not None and len(text_pairs) != len(texts):
+            raise ValueError(
+                f"got {len(texts)} texts but {len(text_pairs)} text_pairs; need one pair each."
+            )
+        min_len = 3 if text_pairs is None else 5  # [CLS] a [SEP] (b [SEP]): one token each
+        if max_seq_len < min_len:
+            raise ValueError(
+                f"max_seq_len must be >= {min_len} to hold any text; got {max_seq_len}."
+            )
+        if len(texts) == 0:
+            raise ValueError("no examples: texts is empty.")
+        _check_texts(texts, "texts")
+        if text_pairs is not None:
+            _check_texts(text_pairs, "text_pairs")
+        bad_labels = [
+            i for i, label in enumerate(labels) if not isinstance(label, Integral) or label < 0
+        ]
+        if bad_labels:
+            raise ValueError(
+                f"labels must be class ids >= 0; example {bad_labels[0]} has "
+                f"{labels[bad_labels[0]]!r}. "
+                "(Unlabelled splits, such as GLUE test sets with label -1, cannot be trained on.)"
+            )
+
+        self.pad_token_id: int = tokenizer.pad_token_id  # for the collator
+        # The tokenizer adds [CLS]/[SEP], segment ids, and truncates the longer text first.
+        encoded = tokenizer(
+            list(texts),
+            None if text_pairs is None else list(text_pairs),
+            max_length=max_seq_len,
+            padding=False,
+            return_tensors=None,
+        )
+        self.examples: list[tuple[list[int], list[int], int]] = list(
+            zip(encoded["input_ids"], encoded["token_type_ids"], map(int, labels), strict=True)
+        )
+
+    @property
+    def lengths(self) -> list[int]:
+        """Number of tokens of each example, special tokens included."""
+        return [len(input_ids) for input_ids, _, _ in self.examples]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        input_ids, token_type_ids, label = self.examples[index]
+        return {
+            "input_ids": torch.tensor(input_ids, dtype=torch.long),  # (seq,)
+            "token_type_ids": torch.tensor(token_type_ids, dtype=torch.long),  # (seq,)
+            "labels": torch.tensor(label, dtype=torch.long),  # ()
+        }
+
+
+def _check_texts(texts: Sequence[str], name: str) -> None:
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"{name}[{i}] is a {type(text).__name__}; expected a string.")
+        if not text.strip():
+            raise ValueError(
+                f"{name}[{i}] is empty; every example needs some text. Drop empty rows first."
+            )
+
+
+class ClassificationCollator:
+    """Pads a list of :class:`ClassificationDataset` items to the longest one (dynamic padding)."""
+
+    def __init__(self, pad_token_id: int) -> None:
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, examples: Sequence[dict[str, Tensor]]) -> dict[str, Tensor]:
+        if len(examples) == 0:
+            raise ValueError("cannot collate an empty batch.")
+        return {
+            "input_ids": pad_batch([e["input_ids"] for e in examples], self.pad_token_id),
+            "token_type_ids": pad_batch([e["token_type_ids"] for e in examples], 0),
+            "attention_mask": pad_batch([torch.ones_like(e["input_ids"]) for e in examples], 0),
+            "labels": torch.stack([e["labels"] for e in examples]),  # (batch,)
+        }
+
+
+def bucketed_batches(
+    lengths: Sequence[int],
+    batch_size: int,
+    shuffle: bool,
+    rng: random.Random | None = None,
+    batches_per_bucket: int = 4,
+) -> list[list[int]]:
+    """Group example indices into batches of similar length.
+
+    Evaluation (``shuffle=False``): sort by length and cut into batches — deterministic, and
+    the least padding possible. Training (``shuffle=True``): sort by length (ties broken at
+    random), cut into buckets of ``batches_per_bucket`` batches, shuffle inside each bucket,
+    cut into batches, then shuffle the batch order, so batches still differ every epoch.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1; got {batch_size}.")
+    if not shuffle:
+        order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+        return [order[k : k + batch_size] for k in range(0, len(order), batch_size)]
+
+    rng = rng or random.Random(0)
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], rng.random()))
+    bucket_size = batch_size * batches_per_bucket
+    batches = []
+    for start in range(0, len(order), bucket_size):
+        bucket = order[start : start + bucket_size]
+        rng.shuffle(bucket)
+        batches += [bucket[k : k + batch_size] for k in range(0, len(bucket), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+class LengthBucketSampler(Sampler[list[int]]):
+    """A ``batch_sampler`` for ``DataLoader`` that yields length-bucketed batches of indices.
+
+    With ``shuffle=True`` each pass (epoch) draws new batches from ``random.Random(seed + epoch)``,
+    so runs are reproducible; with ``shuffle=False`` the batches are the same every pass.
+    """
+
+    def __init__(
+        self, lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0
+    ) -> None:
+        self.lengths = list(lengths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = random.Random(self.seed + self.epoch)
+        self.epoch += 1
+        yield from bucketed_batches(self.lengths, self.batch_size, self.shuffle, rng)
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)  # ceil division
+
+
+def make_loader(
+    dataset: ClassificationDataset,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+) -> DataLoader:
+    """A DataLoader over ``dataset`` with length-bucketed batches and dynamic padding.
+
+    With ``shuffle=False`` the batches come in order of length, not in dataset order.
+    """
+    sampler = LengthBucketSampler(dataset.lengths, batch_size, shuffle, seed)
+    return DataLoader(
+        dataset, batch_sampler=sampler, collate_fn=ClassificationCollator(dataset.pad_token_id)
+    )
+
+
+def padding_fraction(lengths: Sequence[int], batches: Sequence[Sequence[int]]) -> float:
+    """Share of the padded (batch, seq) positions that are padding: 0 = no waste."""
+    padded = sum(len(batch) * max(lengths[i] for i in batch) for batch in batches)
+    real = sum(lengths[i] for batch in batches for i in batch)
+    return 1.0 - real / padded
