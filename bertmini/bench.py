@@ -1,0 +1,501 @@
+"""Benchmark: how fast a BERT pretraining step runs, and how close it comes to the hardware's peak.
+
+One training step = forward (MLM + NSP loss), backward, AdamW step, zero_grad. We time many
+steps after a warm-up and report the median, as
+
+    samples/s = batch / step time          tokens/s = batch * seq / step time
+    MFU       = FLOPs per step / step time / peak FLOP/s of the chip
+
+FLOPs are counted with the usual dense formula (2 per multiply-add forward, twice that backward,
+so 6 per weight per token), plus attention's two (seq x seq) matmuls:
+
+    6*B*S*L*(4H^2 + 2*H*I)     the encoder's matmuls: Q, K, V, output (4H^2) and the FFN (2HI)
+  + 12*B*L*S^2*H               attention scores Q K^T and the weighted sum of V
+  + 6*M*(H^2 + H*V)            the MLM head: transform (H^2) and vocabulary decoder (HV)
+
+M is the number of positions the MLM head runs on. Hugging Face runs it on every token
+(M = B*S); bertmini only where a label is given (M = 15% of them), which is the same loss. So
+MFU is counted two ways: *dense-equivalent* (M = B*S for both, so MFU ratios equal speed ratios)
+and *actually done* (M as each model computes it).
+
+With `transformers` installed, Hugging Face's `BertForPreTraining` runs side by side with the
+same config, the same weights, the same batch and the same optimizer, its steps alternating
+with bertmini's so both see the same machine load; before timing, both losses are computed on
+that batch (eval mode, fp32) and must agree.
+
+    python -m bertmini bench --preset mini --device cpu --vs hf
+    benchmark(BertConfig.preset("base"), batch_size=256, seq_len=128, device="cuda")
+"""
+
+import argparse
+import contextlib
+import json
+import statistics
+import time
+
+import torch
+
+from . import course, hub
+from .model import IGNORE_INDEX, BertConfig, BertForPreTraining
+
+# Peak dense bf16/fp16 tensor-core TFLOP/s, matched as a substring of torch.cuda.get_device_name();
+# the first match wins, so the longer names come before the names they contain ("A100" > "A10").
+PEAK_TFLOPS = [
+    ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H100", 989.0),  # SXM, e.g. "NVIDIA H100 80GB HBM3"
+    ("H200", 989.0),
+    ("A100", 312.0),
+    ("A10G", 125.0),
+    ("A10", 125.0),
+    ("L40S", 362.0),
+    ("L40", 181.0),
+    ("L4", 121.0),
+    ("RTX 4090", 165.0),
+    ("RTX 3090", 71.0),
+    ("A6000", 155.0),
+    ("V100", 125.0),
+    ("T4", 65.0),
+]
+
+MLM_PROBABILITY = 0.15  # fraction of positions that carry an MLM label, as in BERT
+# Config fields that Hugging Face's BertConfig shares with ours (same names, same meaning).
+HF_CONFIG_FIELDS = (
+    "vocab_size",
+    "hidden_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "intermediate_size",
+    "hidden_act",
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "max_position_embeddings",
+    "type_vocab_size",
+    "layer_norm_eps",
+    "initializer_range",
+    "pad_token_id",
+)
+
+
+def training_flops_per_step(config: BertConfig, batch: int, seq: int, mlm_positions: int) -> int:
+    """Matmul FLOPs of one training step (forward + backward) of BertForPreTraining.
+
+    mlm_positions: positions the MLM head runs on (batch * seq for a dense head). Embedding
+    look-ups, LayerNorms, softmaxes, the pooler and NSP head are left out (a fraction of a percent).
+    """
+    hidden, layers = config.hidden_size, config.num_hidden_layers
+    encoder = 6 * batch * seq * layers * (4 * hidden**2 + 2 * hidden * config.intermediate_size)
+    attention = 12 * batch * layers * seq**2 * hidden
+    mlm_head = 6 * mlm_positions * (hidden**2 + hidden * config.vocab_size)
+    return encoder + attention + mlm_head
+
+
+def lookup_peak_tflops(device: torch.device | str) -> float | None:
+    """Peak dense bf16/fp16 TFLOP/s of a CUDA device from the table above; None if unknown/CPU."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((peak for key, peak in PEAK_TFLOPS if key in name), None)
+
+
+def make_batch(
+    config: BertConfig, batch_size: int, seq_len: int, device: torch.device | str, seed: int = 0
+) -> dict[str, torch.Tensor]:
+    """A random pretraining batch: ids, two segments, no padding, 15% labelled, random NSP labels.
+
+    Every row gets the same number of labelled positions, so FLOPs are the same every step.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    input_ids = torch.randint(0, config.vocab_size, (batch_size, seq_len), generator=generator)
+    token_type_ids = torch.zeros(batch_size, seq_len, dtype=torch.long)
+    token_type_ids[:, seq_len // 2 :] = 1  # sentence A, then sentence B
+    labels = torch.full((batch_size, seq_len), IGNORE_INDEX, dtype=torch.long)
+    per_row = max(1, round(MLM_PROBABILITY * seq_len))
+    for row in range(batch_size):
+        positions = torch.randperm(seq_len, generator=generator)[:per_row]
+        labels[row, positions] = input_ids[row, positions]
+    batch = {
+        "input_ids": input_ids,  # (batch, seq)
+        "token_type_ids": token_type_ids,  # (batch, seq)
+        "attention_mask": torch.ones(batch_size, seq_len, dtype=torch.long),  # (batch, seq)
+        "labels": labels,  # (batch, seq), -100 where nothing is predicted
+        "next_sentence_label": torch.randint(0, 2, (batch_size,), generator=generator),
+    }
+    return {name: tensor.to(device) for name, tensor in batch.items()}
+
+
+def hf_model_like(model: BertForPreTraining, attn_implementation: str = "sdpa"):
+    """Hugging Face's BertForPreTraining with `model`'s config and a copy of its weights."""
+    try:
+        import transformers
+    except ImportError as error:
+        raise ImportError(
+            "comparing with Hugging Face needs `transformers`: pip install transformers "
+            "(or benchmark bertmini alone: --vs none / vs_hf=False)"
+        ) from error
+    config = model.config
+    if (config.encoder, config.pre_layer_norm, config.position_embedding) != (
+        "transformer",
+        False,
+        "learned",
+    ):
+        raise ValueError(
+            "Hugging Face's BertForPreTraining is a post-LN Transformer with learned positions; "
+            f"this config has encoder={config.encoder!r}, pre_layer_norm={config.pre_layer_norm}, "
+            f"position_embedding={config.position_embedding!r}: benchmark it with vs_hf=False"
+        )
+    hf_config = transformers.BertConfig(
+        **{name: getattr(config, name) for name in HF_CONFIG_FIELDS},
+        attn_implementation=attn_implementation,
+    )
+    hf_model = transformers.BertForPreTraining(hf_config)
+    weights = {
+        name: tensor.detach().cpu()
+        for name, tensor in model.state_dict().items()
+        if not model._is_tied(name)
+    }
+    result = hf_model.load_state_dict(hub.to_hf(weights), strict=False)
+    # The decoder is tied to the word embeddings (weight) and to cls.predictions.bias (bias).
+    untied = [name for name in result.missing_keys if "cls.predictions.decoder" not in name]
+    if untied or result.unexpected_keys:
+        raise RuntimeError(
+            f"weight conversion to Hugging Face names is incomplete: missing {untied}, "
+            f"unexpected {result.unexpected_keys}"
+        )
+    decoder = hf_model.cls.predictions.decoder
+    if decoder.weight is not hf_model.bert.embeddings.word_embeddings.weight:
+        raise RuntimeError("Hugging Face's MLM decoder is not tied to its word embeddings")
+    return hf_model.to(next(model.parameters()).device)
+
+
+def make_optimizer(model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW as BERT trains it, with one fused kernel for all parameters (CUDA and CPU).
+
+    On CPU too the fused kernel measured faster than `foreach=True` (mini BERT, 2 cores: about
+    0.5 s against 1.3 s per step); both sides of a comparison always get the same optimizer.
+    """
+    return torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=True)
+
+
+def _forward_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Total pretraining loss (MLM + NSP); both models take these keyword arguments."""
+    return model(**batch).loss
+
+
+def make_train_step(model, optimizer, batch, precision: str, device: torch.device):
+    """A function doing one training step; it returns the loss as a device tensor (no sync)."""
+    dtype = course.autocast_dtype(precision)
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+
+    def step() -> torch.Tensor:
+        autocast = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+        with autocast:
+            loss = _forward_loss(model, batch)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:  # fp16: scale the loss so small gradients do not underflow
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
+
+    return step
+
+
+@torch.no_grad()
+def eval_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> float:
+    """Loss without dropout, in fp32 (TF32 off), for comparing two models on one batch."""
+    was_training = model.training
+    model.eval()
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        return _forward_loss(model, batch).item()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        model.train(was_training)
+
+
+def _state_bytes(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> int:
+    """Bytes of the weights and the optimizer state (AdamW's two moments) of one side."""
+    tensors = list(model.parameters()) + [
+        value
+        for state in optimizer.state.values()
+        for value in state.values()
+        if isinstance(value, torch.Tensor)
+    ]
+    return sum(t.numel() * t.element_size() for t in {id(t): t for t in tensors}.values())
+
+
+def benchmark(
+    config: BertConfig,
+    batch_size: int,
+    seq_len: int,
+    device: torch.device | str = "cpu",
+    compile: bool = False,
+    vs_hf: bool = True,
+    steps: int | None = None,
+    warmup: int | None = None,
+    peak_tflops: float | None = None,
+    precision: str = "auto",
+    hf_attention: str = "sdpa",
+    seed: int = 0,
+) -> dict:
+    """Time training steps of bertmini (and Hugging Face, alternating); returns the numbers.
+
+    steps, warmup: timed and untimed steps per side (default 20 and 5 on a GPU, 6 and 2 on a CPU).
+    peak_tflops: the chip's peak for MFU; by default looked up for CUDA devices, none on CPU.
+    Returns a dict with "bertmini" and "hf" (None without vs_hf) holding step_ms, samples_per_s,
+    tokens_per_s, peak_memory_mb, tflops, mfu (dense-equivalent), mfu_actual; plus speedup,
+    loss_bertmini, loss_hf, loss_diff and the settings.
+    """
+    device = course.choose_device(device)
+    if batch_size < 1 or seq_len < 2:
+        raise ValueError(f"batch_size must be >= 1 and seq_len >= 2, got {batch_size}, {seq_len}")
+    if seq_len > config.max_position_embeddings:
+        raise ValueError(
+            f"seq_len {seq_len} exceeds max_position_embeddings "
+            f"({config.max_position_embeddings}): use a shorter --seq"
+        )
+    on_gpu = device.type == "cuda"
+    steps = steps if steps is not None else (20 if on_gpu else 6)
+    warmup = warmup if warmup is not None else (5 if on_gpu else 2)
+    if steps < 1 or warmup < 0:
+        raise ValueError(f"steps must be >= 1 and warmup >= 0, got {steps} and {warmup}")
+    precision = course.choose_precision(device, precision)
+    peak = peak_tflops if peak_tflops is not None else lookup_peak_tflops(device)
+
+    torch.manual_seed(seed)
+    ours = BertForPreTraining(config).to(device)
+    sides = {"bertmini": ours}
+    if vs_hf:
+        sides["hf"] = hf_model_like(ours, hf_attention)
+    batch = make_batch(config, batch_size, seq_len, device, seed)
+    losses = {name: eval_loss(model, batch) for name, model in sides.items()}
+
+    mlm_positions = int((batch["labels"] != IGNORE_INDEX).sum())
+    dense_flops = training_flops_per_step(config, batch_size, seq_len, batch_size * seq_len)
+    actual_flops = {
+        "bertmini": training_flops_per_step(config, batch_size, seq_len, mlm_positions),
+        "hf": dense_flops,  # Hugging Face runs the MLM head on every position
+    }
+
+    train_steps, optimizers = {}, {}
+    for name, model in sides.items():
+        model.train()
+        optimizer = make_optimizer(model, device)
+        runnable = torch.compile(model) if compile else model
+        train_steps[name] = make_train_step(runnable, optimizer, batch, precision, device)
+        optimizers[name] = optimizer
+
+    def synchronize():
+        if on_gpu:
+            torch.cuda.synchronize(device)
+
+    times = {name: [] for name in sides}
+    step_memory = dict.fromkeys(sides, 0)
+    loss_sums = {name: torch.zeros((), device=device) for name in sides}
+    names = list(sides)
+    for i in range(warmup + steps):
+        for name in names if i % 2 == 0 else names[::-1]:  # alternate who goes first
+            synchronize()
+            if on_gpu:
+                torch.cuda.reset_peak_memory_stats(device)
+            start_memory = torch.cuda.memory_allocated(device) if on_gpu else 0
+            start = time.perf_counter()
+            loss = train_steps[name]()
+            synchronize()
+            elapsed = time.perf_counter() - start
+            if i < warmup:
+                continue
+            times[name].append(elapsed)
+            loss_sums[name] += loss  # stays on the device; read once at the end
+            if on_gpu:
+                step_memory[name] = max(
+                    step_memory[name], torch.cuda.max_memory_allocated(device) - start_memory
+                )
+
+    results = {}
+    for name in sides:
+        seconds = statistics.median(times[name])
+        # Both models stay resident; count only this side's weights, optimizer state and the
+        # memory its step allocates on top of what was there when it started.
+        peak_memory = (
+            _state_bytes(sides[name], optimizers[name]) + step_memory[name] if on_gpu else None
+        )
+        results[name] = {
+            "step_ms": 1e3 * seconds,
+            "samples_per_s": batch_size / seconds,
+            "tokens_per_s": batch_size * seq_len / seconds,
+            "peak_memory_mb": None if peak_memory is None else peak_memory / 2**20,
+            "tflops": dense_flops / seconds / 1e12,  # dense-equivalent
+            "tflops_actual": actual_flops[name] / seconds / 1e12,
+            "mfu": None if peak is None else dense_flops / seconds / (peak * 1e12),
+            "mfu_actual": None if peak is None else actual_flops[name] / seconds / (peak * 1e12),
+            "train_loss": (loss_sums[name] / steps).item(),
+        }
+    speedup = (
+        results["bertmini"]["samples_per_s"] / results["hf"]["samples_per_s"] if vs_hf else None
+    )
+    loss_diff = abs(losses["bertmini"] - losses["hf"]) if vs_hf else None
+    return {
+        "config": {
+            "layers": config.num_hidden_layers,
+            "hidden": config.hidden_size,
+            "heads": config.num_attention_heads,
+            "intermediate": config.intermediate_size,
+            "vocab": config.vocab_size,
+        },
+        "batch_size": batch_size,
+        "seq_len": seq_len,
+        "mlm_positions": mlm_positions,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if on_gpu else "cpu",
+        "threads": torch.get_num_threads(),
+        "precision": precision,
+        "compile": compile,
+        "hf_attention": hf_attention if vs_hf else None,
+        "steps": steps,
+        "warmup": warmup,
+        "peak_tflops": peak,
+        "flops_per_step": dense_flops,
+        "flops_per_step_actual": actual_flops["bertmini"],
+        "bertmini": results["bertmini"],
+        "hf": results.get("hf"),
+        "speedup": speedup,
+        "loss_bertmini": losses["bertmini"],
+        "loss_hf": losses.get("hf"),
+        "loss_diff": loss_diff,
+        "losses_agree": None if loss_diff is None else loss_diff <= 1e-4 * max(1.0, losses["hf"]),
+    }
+
+
+def format_report(result: dict) -> str:
+    """The benchmark result as a small table for people."""
+    c = result["config"]
+    lines = [
+        f"BERT L{c['layers']} H{c['hidden']} A{c['heads']} I{c['intermediate']} V{c['vocab']}, "
+        f"batch {result['batch_size']} x seq {result['seq_len']} "
+        f"({result['mlm_positions']} MLM labels), {result['device_name']} "
+        f"({result['threads']} threads), {result['precision']}"
+        f"{', torch.compile' if result['compile'] else ''}; median of {result['steps']} steps "
+        f"after {result['warmup']} warm-up"
+    ]
+    sides = [("bertmini", result["bertmini"])]
+    if result["hf"] is not None:
+        sides.append((f"Hugging Face ({result['hf_attention']})", result["hf"]))
+
+    def row(label, key, fmt):
+        cells = ["n/a" if side[key] is None else fmt.format(side[key]) for _, side in sides]
+        return f"{label:<28}" + "".join(f"{cell:>22}" for cell in cells)
+
+    lines += [
+        f"{'':<28}" + "".join(f"{name:>22}" for name, _ in sides),
+        row("step time (ms)", "step_ms", "{:.1f}"),
+        row("samples/s", "samples_per_s", "{:,.1f}"),
+        row("tokens/s", "tokens_per_s", "{:,.0f}"),
+        row("peak memory (MiB)", "peak_memory_mb", "{:,.0f}"),
+        row("TFLOP/s dense-equivalent", "tflops", "{:.3f}"),
+        row("TFLOP/s actually done", "tflops_actual", "{:.3f}"),
+        row("MFU dense-equivalent", "mfu", "{:.3f}"),
+        row("MFU actually done", "mfu_actual", "{:.3f}"),
+    ]
+    if result["peak_tflops"] is None:
+        lines.append("MFU: no peak known for this device; pass --peak-tflops to compute it")
+    else:
+        lines.append(f"MFU against a peak of {result['peak_tflops']:g} TFLOP/s")
+    if result["speedup"] is not None:
+        verdict = "agree" if result["losses_agree"] else "DISAGREE"
+        lines += [
+            f"speed-up: {result['speedup']:.2f}x (bertmini samples/s / Hugging Face samples/s)",
+            f"loss on the same batch (eval, fp32): bertmini {result['loss_bertmini']:.6f}, "
+            f"Hugging Face {result['loss_hf']:.6f}, |diff| {result['loss_diff']:.2e}: {verdict}",
+        ]
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `python -m bertmini bench`."""
+    parser.add_argument("--preset", default="base", choices=list(BertConfig.PRESETS))
+    parser.add_argument("--vocab-size", type=int, default=None, help="default: BERT's 30522")
+    parser.add_argument("--seq", type=int, default=128, help="sequence length (default: 128)")
+    parser.add_argument(
+        "--batch", type=int, default=None, help="batch size (default: 256 on a GPU, 32 on a CPU)"
+    )
+    parser.add_argument("--compile", action="store_true", help="torch.compile both models")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", *course.PRECISIONS],
+        help="auto = bf16 on GPUs with compute capability >= 8, fp16 below, fp32 on CPU",
+    )
+    parser.add_argument(
+        "--vs",
+        default=None,
+        choices=["hf", "none"],
+        help="compare with Hugging Face (default: hf when transformers is installed)",
+    )
+    parser.add_argument("--hf-attention", default="sdpa", choices=["sdpa", "eager"])
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per model")
+    parser.add_argument("--warmup", type=int, default=None, help="untimed steps per model first")
+    parser.add_argument(
+        "--peak-tflops",
+        type=float,
+        default=None,
+        help="the chip's peak TFLOP/s for MFU (default: a table of GPUs; none on CPU)",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads (default: torch's); on a busy machine 1 thread can beat 2",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Run the benchmark the options describe, print the report (or JSON), return the result."""
+    device = course.choose_device(args.device)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    overrides = {} if args.vocab_size is None else {"vocab_size": args.vocab_size}
+    config = BertConfig.preset(args.preset, **overrides)
+    vs_hf = args.vs == "hf"
+    if args.vs is None:
+        try:
+            import transformers  # noqa: F401
+        except ImportError:
+            print("transformers is not installed: timing bertmini alone")
+        else:
+            vs_hf = True
+    batch = args.batch if args.batch is not None else (256 if device.type == "cuda" else 32)
+    result = benchmark(
+        config,
+        batch,
+        args.seq,
+        device,
+        compile=args.compile,
+        vs_hf=vs_hf,
+        steps=args.steps,
+        warmup=args.warmup,
+        peak_tflops=args.peak_tflops,
+        precision=args.precision,
+        hf_attention=args.hf_attention,
+        seed=args.seed,
+    )
+    result["preset"] = args.preset
+    print(json.dumps(result) if args.json else format_report(result))
+    return result
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_arguments(parser)
+    run(parser.parse_args())

@@ -1,0 +1,451 @@
+"""Checks for chapter 06: MLM masking and NSP pair sampling, both checked statistically.
+
+    check_mask_tokens(mask_tokens)
+        # (input_ids, special_tokens_mask, mask_token_id, replacement_ids, mlm_probability,
+        #  generator) -> (masked_input_ids, labels), each (batch, seq) int64
+    check_nsp_pair(sample_nsp_pair)
+        # (documents, doc_index, sentence_index, rng) -> (sentence_a, sentence_b, label)
+
+Random functions cannot be compared value by value with a reference that draws its random
+numbers in another order, so these checks run the student's function on many inputs (over 50,000
+tokens; 4,000 pairs) and test what must hold: rates within a tolerance of several standard
+deviations (so a correct answer fails with a negligible probability) and rules that must hold
+every time. `bertmini.data.pretraining.mask_tokens` passes the same check (see the tests).
+
+Mistakes they name: special tokens or padding chosen, every chosen token turned into [MASK] (no
+80/10/10), labels not -100 at unchosen positions, random replacements outside the allowed ids
+(special tokens), 15% of all positions taken (padding included), mlm_probability ignored,
+the generator ignored; IsNext/NotNext labels swapped, a NotNext B from the same document, an
+IsNext B that is not the next sentence, a NotNext B always a document's first sentence, the
+`random` module used instead of the `rng` argument.
+"""
+
+import random
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from ..data.pretraining import IGNORE_INDEX, IS_NEXT, NOT_NEXT
+from ..data.pretraining import mask_tokens as _mask_tokens
+from . import fail, passed
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 1: MLM masking
+# ---------------------------------------------------------------------------------------------
+
+PAD_ID, UNK_ID, CLS_ID, SEP_ID, MASK_ID = 0, 1, 2, 3, 4  # as in a vocabulary bertmini trains
+VOCAB_SIZE = 1000
+
+
+class _Vocabulary:
+    """The little a tokenizer gives `bertmini.data.pretraining.mask_tokens`."""
+
+    def __init__(self, size: int, special_ids: set[int], mask_token_id: int) -> None:
+        self.size, self.special_ids, self.mask_token_id = size, special_ids, mask_token_id
+        self.pad_token_id = -1  # padding is marked in special_tokens_mask
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def reference_mask_tokens(
+    input_ids: Tensor,
+    special_tokens_mask: Tensor,
+    mask_token_id: int,
+    replacement_ids: Tensor,
+    mlm_probability: float = 0.15,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """bertmini's `mask_tokens` called with the exercise's arguments."""
+    size = int(max(replacement_ids.max(), input_ids.max(), mask_token_id)) + 1
+    special_ids = set(range(size)) - set(replacement_ids.tolist())
+    vocabulary = _Vocabulary(size, special_ids, mask_token_id)
+    return _mask_tokens(
+        input_ids, special_tokens_mask, vocabulary, mlm_probability, generator=generator
+    )
+
+
+def make_masking_batch(
+    generator: torch.Generator, batch: int = 800, seq: int = 128
+) -> tuple[Tensor, Tensor]:
+    """A padded batch ``[CLS] A [SEP] B [SEP] [PAD]...`` of random ids, a few [UNK] among them.
+
+    Returns (input_ids, special_tokens_mask), both (batch, seq); about 40% of it is padding.
+    """
+    input_ids = torch.randint(MASK_ID + 1, VOCAB_SIZE, (batch, seq), generator=generator)
+    input_ids[torch.rand(batch, seq, generator=generator) < 0.01] = UNK_ID
+    lengths = torch.randint(8, seq + 1, (batch,), generator=generator)  # (batch,)
+    positions = torch.arange(seq)[None, :]  # (1, seq)
+    first_sep = (lengths * torch.rand(batch, generator=generator) * 0.8).long().clamp(min=2)
+    input_ids[:, 0] = CLS_ID
+    input_ids[positions == first_sep[:, None]] = SEP_ID
+    input_ids[positions == lengths[:, None] - 1] = SEP_ID
+    input_ids[positions >= lengths[:, None]] = PAD_ID
+    special_tokens_mask = input_ids <= MASK_ID  # (batch, seq) bool
+    return input_ids, special_tokens_mask
+
+
+def mask_statistics(
+    input_ids: Tensor,
+    special_tokens_mask: Tensor,
+    masked_input_ids: Tensor,
+    labels: Tensor,
+    mask_token_id: int,
+) -> dict[str, float]:
+    """What a masking did: the share of real tokens chosen and, of the chosen, the shares that
+    became [MASK], a random token or stayed; how many special positions were touched."""
+    real = ~special_tokens_mask.bool()
+    chosen = labels != IGNORE_INDEX
+    num_chosen = max(int(chosen.sum()), 1)
+    became_mask = chosen & (masked_input_ids == mask_token_id)
+    kept = chosen & (masked_input_ids == input_ids)
+    return {
+        "real_tokens": int(real.sum()),
+        "chosen_rate": float((chosen & real).sum() / real.sum().clamp(min=1)),
+        "mask_share": float(became_mask.sum() / num_chosen),
+        "random_share": float((chosen & ~became_mask & ~kept).sum() / num_chosen),
+        "keep_share": float(kept.sum() / num_chosen),
+        "special_touched": int(((chosen | (masked_input_ids != input_ids)) & ~real).sum()),
+    }
+
+
+def check_mask_tokens(mask_tokens_fn: Callable) -> None:
+    """Check `mask_tokens(input_ids, special_tokens_mask, mask_token_id, replacement_ids,
+    mlm_probability=0.15, generator=None) -> (masked_input_ids, labels)` statistically."""
+    name = "mask_tokens"
+    replacement_ids = torch.arange(MASK_ID + 1, VOCAB_SIZE)  # every id but the 5 special ones
+    summary = ""
+    for trial, probability in enumerate((0.15, 0.3)):
+        input_ids, special = make_masking_batch(torch.Generator().manual_seed(99 + trial))
+        masked, labels = _call(mask_tokens_fn, input_ids, special, replacement_ids, probability)
+        _diagnose_masking(name, input_ids, special, masked, labels, replacement_ids, probability)
+        stats = mask_statistics(input_ids, special, masked, labels, MASK_ID)
+        if trial == 0:
+            summary = (
+                f"on {stats['real_tokens']:,} tokens: chose {stats['chosen_rate']:.1%}; of those "
+                f"{stats['mask_share']:.1%} [MASK] / {stats['random_share']:.1%} random / "
+                f"{stats['keep_share']:.1%} kept"
+            )
+    # The same seed must give the same masks: the randomness comes from `generator` only.
+    small_ids, small_special = make_masking_batch(torch.Generator().manual_seed(7), 64, 32)
+    with torch.random.fork_rng():  # the global RNG must not matter (and is restored after)
+        torch.manual_seed(111)
+        first = _call(mask_tokens_fn, small_ids, small_special, replacement_ids, 0.15, seed=5)
+        torch.manual_seed(777)
+        second = _call(mask_tokens_fn, small_ids, small_special, replacement_ids, 0.15, seed=5)
+    if not (torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])):
+        fail(
+            name,
+            "two calls with the same seeded generator gave different masks: pass "
+            "`generator=generator` to every torch.rand / torch.randint / torch.bernoulli call, "
+            "so a seed reproduces the masks.",
+        )
+    passed(name, summary)
+
+
+def _call(fn, input_ids, special, replacement_ids, probability, seed=0):
+    originals = (input_ids.clone(), special.clone())
+    try:
+        result = fn(
+            input_ids,
+            special,
+            MASK_ID,
+            replacement_ids,
+            probability,
+            torch.Generator().manual_seed(seed),
+        )
+    except NotImplementedError:
+        raise
+    except Exception as error:
+        fail("mask_tokens", f"your function raised {type(error).__name__}: {error}")
+    if not (torch.equal(input_ids, originals[0]) and torch.equal(special, originals[1])):
+        fail(
+            "mask_tokens",
+            "your function changed input_ids (or special_tokens_mask) in place; work on a copy "
+            "(`input_ids.clone()`, or `torch.where`) so the originals stay available for labels.",
+        )
+    if not (isinstance(result, (tuple, list)) and len(result) == 2):
+        fail(
+            "mask_tokens", f"return a tuple (masked_input_ids, labels), got {type(result).__name__}"
+        )
+    for what, tensor in zip(("masked_input_ids", "labels"), result, strict=True):
+        if not isinstance(tensor, Tensor) or tensor.shape != input_ids.shape:
+            got = tuple(tensor.shape) if isinstance(tensor, Tensor) else type(tensor).__name__
+            fail(
+                "mask_tokens",
+                f"{what} must be a tensor of shape {tuple(input_ids.shape)}, got {got}",
+            )
+        if tensor.is_floating_point() or tensor.dtype == torch.bool:
+            fail("mask_tokens", f"{what} must hold integer ids (int64), got {tensor.dtype}")
+    return result[0].long(), result[1].long()
+
+
+def _diagnose_masking(name, input_ids, special, masked, labels, replacement_ids, probability):
+    real = ~special
+    labelled = labels != IGNORE_INDEX
+    changed = masked != input_ids
+    if labelled[real].float().mean() > 0.5:
+        if (labels[real] == input_ids[real]).float().mean() > 0.5:
+            fail(
+                name,
+                f"{labelled[real].float().mean():.0%} of the real tokens have a label: labels must "
+                "be -100 everywhere except the chosen positions (`torch.where(chosen, input_ids, "
+                "-100)`), or the loss trains on copying visible tokens.",
+            )
+        common = int(labels[real].mode().values)
+        fail(
+            name,
+            f"most labels are {common}: positions that were not chosen must have the label -100, "
+            "the ignore_index of cross_entropy, so they add nothing to the loss.",
+        )
+    touched = (labelled | changed) & special
+    if touched.any():
+        padding = touched & (input_ids == PAD_ID)
+        others = int(touched.sum()) - int(padding.sum())
+        if others * 4 < int(padding.sum()):
+            fail(
+                name,
+                f"{int(padding.sum())} padding positions were chosen (and {others} [CLS]/[SEP]/"
+                f"[UNK]): you took {probability:.0%} of all positions, padding included. "
+                "[PAD] is not text; choose only where "
+                "special_tokens_mask is False (it is True on padding too).",
+            )
+        fail(
+            name,
+            f"{int(touched.sum())} special positions were chosen ({int(padding.sum())} of them "
+            "[PAD], the rest [CLS]/[SEP]/[UNK]). Only real tokens may be chosen: "
+            "`chosen = (torch.rand(...) < mlm_probability) & ~special_tokens_mask`. Padding and "
+            "[CLS]/[SEP] are not words to predict.",
+        )
+    if (changed & ~labelled).any():
+        fail(
+            name,
+            f"{int((changed & ~labelled).sum())} tokens were changed but have label -100: every "
+            "position you corrupt must be labelled with its original id.",
+        )
+    if not torch.equal(labels[labelled], input_ids[labelled]):
+        if torch.equal(labels[labelled], masked[labelled]):
+            fail(
+                name,
+                "the labels hold the corrupted ids ([MASK] or the random token): they must hold "
+                "the original ids, taken from input_ids before masking.",
+            )
+        fail(name, "at chosen positions the label must be the original id (input_ids there).")
+
+    stats = mask_statistics(input_ids, special, masked, labels, MASK_ID)
+    rate = stats["chosen_rate"]
+    if abs(rate - probability) > 0.01:
+        if probability != 0.15 and abs(rate - 0.15) < 0.01:
+            fail(name, f"you chose 15% with mlm_probability={probability}: use the argument.")
+        if rate < probability:
+            fail(
+                name,
+                f"only {rate:.1%} of the real tokens were chosen instead of {probability:.0%}: "
+                "if you counted 15% of *all* positions (padding and [CLS]/[SEP] included) and "
+                "then dropped the special ones, too few real tokens remain. Choose each real "
+                "token independently with probability mlm_probability.",
+            )
+        fail(
+            name,
+            f"{rate:.1%} of the real tokens were chosen; expected mlm_probability = "
+            f"{probability:.0%} of them (each independently).",
+        )
+
+    mask_share, random_share, keep_share = (
+        stats["mask_share"],
+        stats["random_share"],
+        stats["keep_share"],
+    )
+    split = f"(got {mask_share:.1%} [MASK] / {random_share:.1%} random / {keep_share:.1%} kept)"
+    if mask_share > 0.97:
+        fail(
+            name,
+            f"every chosen token became [MASK] {split}. BERT's recipe is 80/10/10: 80% [MASK], "
+            "10% a random token, 10% unchanged, because [MASK] never appears when the model is "
+            "fine-tuned or used; the model must build a good representation of every token.",
+        )
+    if abs(random_share - 0.02) < 0.01 and keep_share > 0.15:
+        fail(
+            name,
+            f"only about 2% of the chosen tokens got a random replacement {split}: you took 10% "
+            "of the 20% left after [MASK]. Among those, *half* become random.",
+        )
+    if random_share < 0.03:
+        fail(name, f"no chosen token got a random replacement {split}: 10% should.")
+    if keep_share < 0.03:
+        fail(
+            name,
+            f"no chosen token kept its original id {split}: 10% must stay unchanged (and still "
+            "be labelled), so the model cannot assume that a visible token is always right.",
+        )
+    if (
+        abs(mask_share - 0.8) > 0.03
+        or abs(random_share - 0.1) > 0.03
+        or abs(keep_share - 0.1) > 0.03
+    ):
+        fail(
+            name,
+            f"the chosen tokens must split 80/10/10 {split}: draw one uniform number per "
+            "token: < 0.8 -> [MASK], 0.8-0.9 -> random, >= 0.9 -> keep.",
+        )
+
+    replaced = labelled & changed & (masked != MASK_ID)
+    replacements = masked[replaced]
+    outside = ~torch.isin(replacements, replacement_ids)
+    if outside.any():
+        bad = sorted(set(replacements[outside].tolist()))[:5]
+        fail(
+            name,
+            f"{int(outside.sum())} random replacements are not in replacement_ids (e.g. ids {bad}, "
+            "special tokens such as [PAD]/[CLS]/[SEP]). Draw an index and look it up: "
+            "`replacement_ids[torch.randint(len(replacement_ids), shape, generator=generator)]`.",
+        )
+    distinct = len(set(replacements.tolist()))
+    if distinct < 0.3 * min(len(replacements), len(replacement_ids)):
+        fail(
+            name,
+            f"the {len(replacements)} random replacements use only {distinct} different ids: "
+            "draw them uniformly from replacement_ids.",
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 2: NSP pair sampling
+# ---------------------------------------------------------------------------------------------
+
+
+def reference_nsp_pair(
+    documents: list[list[str]], doc_index: int, sentence_index: int, rng: random.Random
+) -> tuple[str, str, int]:
+    """A = sentence `sentence_index` of document `doc_index`; with probability 1/2 B is the next
+    sentence (label 0, IsNext), otherwise a random sentence of a random *other* document
+    (label 1, NotNext)."""
+    document = documents[doc_index]
+    sentence_a = document[sentence_index]
+    if rng.random() < 0.5:
+        return sentence_a, document[sentence_index + 1], IS_NEXT
+    other = rng.randrange(len(documents) - 1)
+    if other >= doc_index:  # skip our own document, uniformly over the others
+        other += 1
+    return sentence_a, rng.choice(documents[other]), NOT_NEXT
+
+
+def _nsp_documents(rng: random.Random) -> list[list[str]]:
+    return [[f"document {d}, sentence {s}." for s in range(rng.randint(2, 8))] for d in range(40)]
+
+
+def check_nsp_pair(sample_nsp_pair_fn: Callable) -> None:
+    """Check `sample_nsp_pair(documents, doc_index, sentence_index, rng) -> (a, b, label)` on
+    4,000 draws: label 0 (IsNext) half the time with the true next sentence, label 1 (NotNext)
+    with a sentence from another document."""
+    name = "sample_nsp_pair"
+    setup = random.Random(2024)
+    documents = _nsp_documents(setup)
+    where = {sentence: (d, s) for d, doc in enumerate(documents) for s, sentence in enumerate(doc)}
+    draws = []
+    for _ in range(4000):
+        d = setup.randrange(len(documents))
+        draws.append((d, setup.randrange(len(documents[d]) - 1)))
+
+    def run(seed: int) -> list:
+        rng = random.Random(seed)
+        results = []
+        for d, s in draws:
+            copy = [list(doc) for doc in documents]
+            try:
+                result = sample_nsp_pair_fn(copy, d, s, rng)
+            except NotImplementedError:
+                raise
+            except Exception as error:
+                fail(name, f"your function raised {type(error).__name__}: {error}")
+            if copy != documents:
+                fail(name, "your function changed `documents`; only read it.")
+            results.append(result)
+        return results
+
+    # The `random` module's state must not matter: set it differently for two runs (and put
+    # it back afterwards, so the notebook's own random numbers are not disturbed).
+    state = random.getstate()
+    random.seed(111)
+    results = run(seed=0)
+    random.seed(777)
+    again = run(seed=0)
+    random.setstate(state)
+    if again != results:
+        fail(
+            name,
+            "two runs with the same seeded rng gave different pairs: draw every random choice "
+            "from the `rng` argument (rng.random(), rng.randrange, rng.choice), not from the "
+            "`random` module, so a seed reproduces the data.",
+        )
+
+    next_ok = not_next_from_other = 0
+    num_next = num_not_next = 0
+    same_document, first_sentences, other_documents = 0, 0, set()
+    for (d, s), result in zip(draws, results, strict=True):
+        if not (isinstance(result, (tuple, list)) and len(result) == 3):
+            fail(name, f"return a tuple (sentence_a, sentence_b, label), got {result!r:.100}")
+        a, b, label = result
+        if label not in (IS_NEXT, NOT_NEXT):
+            fail(name, f"label must be 0 (IsNext) or 1 (NotNext), got {label!r}")
+        if a != documents[d][s]:
+            fail(
+                name,
+                f"sentence_a must be documents[doc_index][sentence_index]: for ({d}, {s}) "
+                f"expected {documents[d][s]!r}, got {a!r}",
+            )
+        if b not in where:
+            fail(name, f"sentence_b must be a sentence of `documents`, got {b!r:.80}")
+        b_doc, b_pos = where[b]
+        if label == IS_NEXT:
+            num_next += 1
+            next_ok += (b_doc, b_pos) == (d, s + 1)
+        else:
+            num_not_next += 1
+            not_next_from_other += b_doc != d
+            same_document += b_doc == d
+            first_sentences += b_pos == 0
+            other_documents.add(b_doc)
+
+    next_rate = num_next / len(draws)
+    if next_ok < 0.5 * num_next and not_next_from_other < 0.5 * num_not_next:
+        fail(
+            name,
+            "the labels are swapped: 0 means IsNext (B really follows A) and 1 means "
+            "NotNext (B from another document), as in Hugging Face.",
+        )
+    if abs(next_rate - 0.5) > 0.04:
+        fail(
+            name,
+            f"{next_rate:.1%} of the pairs are IsNext; expected 50% "
+            "(`if rng.random() < 0.5:` IsNext, else NotNext).",
+        )
+    if next_ok < num_next:
+        fail(
+            name,
+            f"{num_next - next_ok} of {num_next} IsNext pairs do not have the next "
+            "sentence as B: B must be documents[doc_index][sentence_index + 1].",
+        )
+    if same_document:
+        fail(
+            name,
+            f"{same_document} of {num_not_next} NotNext Bs came from A's own document: "
+            "draw the random document among the *other* documents, or the label is a lie.",
+        )
+    if first_sentences == num_not_next:
+        fail(
+            name,
+            "every NotNext B is the first sentence of its document: the model could "
+            "spot NotNext by how openings look. Pick a random sentence of the other document.",
+        )
+    if len(other_documents) < 0.8 * len(documents):
+        fail(
+            name,
+            f"NotNext Bs came from only {len(other_documents)} of {len(documents)} "
+            "documents: pick the other document uniformly at random.",
+        )
+    passed(
+        name,
+        f"{next_rate:.1%} IsNext over {len(draws):,} draws; NotNext B always from another document",
+    )

@@ -1,0 +1,62 @@
+"""The sinusoid check passes the reference, names each typical mistake, and lets stubs through."""
+
+import math
+
+import pytest
+import torch
+
+from bertmini.checks import CheckFailed
+from bertmini.checks.positional import check_sinusoidal_encoding
+from bertmini.positional import sinusoidal_encoding
+
+torch.manual_seed(0)
+
+
+def student_sinusoids(layout="interleaved", exponent="2i", swap=False, divide=True):
+    """The sinusoid matrix as a student would write it, loop by loop, with one choice made."""
+
+    def encoding(num_positions, dim):
+        pe = torch.zeros(num_positions, dim)
+        for pos in range(num_positions):
+            for i in range(dim // 2):
+                power = {"2i": 2 * i / dim, "i": i / dim}[exponent]
+                angle = pos / 10000**power if divide else pos * 10000**power
+                first, second = math.sin(angle), math.cos(angle)
+                if swap:
+                    first, second = second, first
+                if layout == "interleaved":
+                    pe[pos, 2 * i], pe[pos, 2 * i + 1] = first, second
+                else:
+                    pe[pos, i], pe[pos, dim // 2 + i] = first, second
+        return pe
+
+    return encoding
+
+
+def test_reference_passes(capsys):
+    check_sinusoidal_encoding(sinusoidal_encoding)
+    check_sinusoidal_encoding(student_sinusoids())
+    assert capsys.readouterr().out.count("✅") == 2
+
+
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (student_sinusoids(layout="blocks"), "in blocks, not interleaved"),
+        (student_sinusoids(exponent="i"), "uses i instead of 2i"),
+        (student_sinusoids(swap=True), "swapped"),
+        (student_sinusoids(divide=False), "multiplied"),
+        (lambda n, d: sinusoidal_encoding(n, d)[:, : d // 2], "expected shape"),
+    ],
+)
+def test_mistakes_are_named(wrong, words):
+    with pytest.raises(CheckFailed, match=words):
+        check_sinusoidal_encoding(wrong)
+
+
+def test_stub_raises_not_implemented():
+    def stub(num_positions, dim):
+        raise NotImplementedError("exercise")
+
+    with pytest.raises(NotImplementedError):
+        check_sinusoidal_encoding(stub)

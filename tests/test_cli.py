@@ -1,0 +1,226 @@
+"""Tests of the command line (`python -m bertmini ...`) and of the demo pipeline, at tiny sizes."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from bertmini import demo
+from bertmini.__main__ import build_parser, main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_PRETRAIN = [
+    "--preset",
+    "tiny",
+    "--num-documents",
+    "60",
+    "--vocab-size",
+    "300",
+    "--max-seq-len",
+    "32",
+    "--batch-size",
+    "8",
+    "--no-progress",
+]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread; more only fight over busy cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def ci_profile(monkeypatch):
+    monkeypatch.setenv("BERTMINI_PROFILE", "ci")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    """A tiny model pretrained for 3 steps through the CLI."""
+    out = tmp_path_factory.mktemp("pretrained")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BERTMINI_PROFILE", "ci")
+        status = main(["pretrain", *TINY_PRETRAIN, "--steps", "3", "--out", str(out)])
+    torch.set_num_threads(threads)
+    assert status == 0
+    return out
+
+
+def subcommands() -> dict:
+    parser = build_parser()
+    return next(a for a in parser._actions if hasattr(a, "choices") and a.choices).choices
+
+
+@pytest.mark.parametrize(
+    "command", ["pretrain", "finetune", "evaluate", "fill-mask", "bench", "demo", "student"]
+)
+def test_help_explains_every_option(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    subparser = subcommands()[command]
+    for action in subparser._actions:
+        for option in action.option_strings:
+            assert option in text, f"{command} --help does not mention {option}"
+        if action.option_strings and action.help is not argparse_suppress():
+            assert action.help, f"{command} {action.option_strings} has no help text"
+
+
+def argparse_suppress():
+    import argparse
+
+    return argparse.SUPPRESS
+
+
+def test_pretrain_has_the_required_options():
+    options = {o for a in subcommands()["pretrain"]._actions for o in a.option_strings}
+    required = {"--preset", "--corpus", "--steps", "--batch-size", "--lr", "--out", "--resume"}
+    assert required <= options
+
+
+def test_pretrain_writes_a_model_that_fill_mask_reads(pretrained, capsys):
+    for name in ("config.json", "model.safetensors", "vocab.txt", "metrics.jsonl"):
+        assert (pretrained / name).is_file(), name
+    rows = [json.loads(line) for line in (pretrained / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [1, 2, 3]
+    assert (
+        main(
+            [
+                "fill-mask",
+                "the [MASK] is called maria .",
+                "--model",
+                str(pretrained),
+                "--top-k",
+                "3",
+            ]
+        )
+        == 0
+    )
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("[MASK] 1:")
+    assert lines[0].count("(") == 3  # three (probability) entries
+
+
+def test_pretrain_resume_continues_the_run(pretrained, capsys):
+    assert (
+        main(["pretrain", *TINY_PRETRAIN, "--steps", "5", "--out", str(pretrained), "--resume"])
+        == 0
+    )
+    assert "step 5" in capsys.readouterr().out
+    rows = [json.loads(line) for line in (pretrained / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [1, 2, 3, 4, 5]
+
+
+def test_finetune_and_evaluate(pretrained, tmp_path, capsys):
+    out = tmp_path / "finetuned"
+    assert (
+        main(
+            [
+                "finetune",
+                "--model",
+                str(pretrained),
+                "--steps",
+                "2",
+                "--batch-size",
+                "8",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert "validation: " in printed and "test: " in printed and "accuracy" in printed
+    assert main(["evaluate", "--model", str(out)]) == 0
+    assert "test: loss" in capsys.readouterr().out
+    assert main(["evaluate", "--model", str(pretrained)]) == 0
+    assert "mlm_accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["fill-mask", "no mask here", "--model", "{model}"], "[MASK]"),
+        (["fill-mask", "a [MASK]", "--model", "{missing}"], "no model directory"),
+        (["pretrain", "--corpus", "wikitext-2", "--out", "{tmp}"], "embedded"),
+        (["pretrain", "--corpus", "no-such-corpus", "--out", "{tmp}"], "unknown corpus"),
+        (
+            [
+                "pretrain",
+                *TINY_PRETRAIN,
+                "--batch-size",
+                "7",
+                "--grad-accum",
+                "2",
+                "--out",
+                "{tmp}",
+            ],
+            "divisible",
+        ),
+    ],
+)
+def test_bad_input_gives_one_clear_line(argv, expected, pretrained, tmp_path, capsys):
+    fill = {"model": str(pretrained), "missing": str(tmp_path / "missing"), "tmp": str(tmp_path)}
+    status = main([arg.format(**fill) for arg in argv])
+    error = capsys.readouterr().err.strip()
+    assert status != 0
+    assert expected in error
+    assert "Traceback" not in error
+    assert error.splitlines()[-1].startswith("bertmini ")
+
+
+def test_real_process_exits_nonzero_without_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "bertmini", "fill-mask", "a [MASK]", "--model", str(tmp_path)],
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().startswith("bertmini fill-mask: error:")
+
+
+@pytest.mark.slow
+def test_demo_pipeline_at_tiny_size(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(
+        demo,
+        "PRETRAIN",
+        dict(
+            preset="tiny",
+            num_documents=60,
+            vocab_size=300,
+            max_seq_len=32,
+            steps=3,
+            batch_size=8,
+            lr=1e-3,
+        ),
+    )
+    monkeypatch.setattr(demo, "FINETUNE", dict(max_seq_len=32, steps=2, batch_size=8, lr=1e-3))
+    results = demo.main(tmp_path)
+    printed = capsys.readouterr().out
+    for line in ("NSP accuracy", "held-out words", "from scratch", "wall time"):
+        assert line in printed
+    assert set(results["sentiment"]) == {"pretrained", "from scratch"}
+    assert 0 <= results["sentiment"]["pretrained"]["test"] <= 1
+    assert json.loads((tmp_path / "results.json").read_text())["nsp_accuracy"] == pytest.approx(
+        results["nsp_accuracy"]
+    )
+    for png in ("pretraining.png", "finetuning.png"):
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
