@@ -419,7 +419,12 @@ def format_report(result: dict) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `python -m bertmini bench`."""
-    parser.add_argument("--preset", default="base", choices=list(BertConfig.PRESETS))
+    parser.add_argument(
+        "--preset",
+        default="base",
+        choices=list(BertConfig.PRESETS),
+        help="model shape (default base)",
+    )
     parser.add_argument("--vocab-size", type=int, default=None, help="default: BERT's 30522")
     parser.add_argument("--seq", type=int, default=128, help="sequence length (default: 128)")
     parser.add_argument(
@@ -439,7 +444,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=["hf", "none"],
         help="compare with Hugging Face (default: hf when transformers is installed)",
     )
-    parser.add_argument("--hf-attention", default="sdpa", choices=["sdpa", "eager"])
+    parser.add_argument(
+        "--hf-attention", default="sdpa", choices=["sdpa", "eager"], help="Hugging Face attention"
+    )
     parser.add_argument("--steps", type=int, default=None, help="timed steps per model")
     parser.add_argument("--warmup", type=int, default=None, help="untimed steps per model first")
     parser.add_argument(
@@ -454,7 +461,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="CPU threads (default: torch's); on a busy machine 1 thread can beat 2",
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed for weights and batch")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
