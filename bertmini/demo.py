@@ -21,7 +21,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: the demo runs in a terminal
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .__main__ import finetune, pretrain  # noqa: E402
+from .recipes import finetune, pretrain  # noqa: E402
 
 # Sized to finish in under 10 minutes on 2 CPU cores, data and tokenizer included. A short run
 # from scratch learns faster with pre-LN (stable at a high learning rate) and without dropout

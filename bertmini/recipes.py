@@ -1,0 +1,310 @@
+"""Recipes: pretrain, fine-tune and query a BERT in one call each.
+
+These are what `python -m bertmini pretrain | finetune | fill-mask`, `make demo` and the
+chapters run. Sizes left as None come from the course profile (`bertmini.course.get_profile`).
+
+    model, tokenizer, history = pretrain("runs/mini")            # MLM + NSP on the embedded corpus
+    classifier, tokenizer, history, results = finetune("runs/sentiment", "runs/mini")
+    fill_mask("the [MASK] sat on the mat", model, tokenizer)
+"""
+
+import warnings
+from pathlib import Path
+
+import torch
+
+from .course import get_profile
+
+EMBEDDED_TASK = "embedded-sentiment"
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: corpus -> tokenizer -> loaders
+# ---------------------------------------------------------------------------------------------
+
+
+def load_documents(corpus: str, split: str, num_documents: int, seed: int = 0) -> list[list[str]]:
+    """Documents (lists of sentences) of `corpus`; the embedded one at the profile's size."""
+    if corpus == "embedded":
+        from .data.corpus import generate_corpus
+
+        return generate_corpus(seed=seed, num_documents=num_documents).split(split)
+    from .data.real import load_corpus
+
+    return load_corpus(corpus, split)
+
+
+def get_tokenizer(tokenizer_dir, out_dir, documents: list[list[str]], vocab_size: int):
+    """The tokenizer of `tokenizer_dir`, else the one a resumed run saved in `out_dir`, else a
+    WordPiece vocabulary trained on `documents` (saved into `out_dir` before training starts)."""
+    from .tokenizer import Tokenizer
+
+    if tokenizer_dir is not None:
+        return Tokenizer.from_pretrained(tokenizer_dir, fast=True)
+    if out_dir is not None and (Path(out_dir) / "vocab.txt").is_file():
+        return Tokenizer.from_pretrained(out_dir, fast=True)
+    texts = [sentence for document in documents for sentence in document]
+    return Tokenizer.train(texts, vocab_size, fast=True)
+
+
+def per_process_batch(batch_size: int, grad_accum_steps: int) -> int:
+    """Examples per micro-batch per process, for a global batch of `batch_size` per step."""
+    import torch.distributed as dist
+
+    world_size = dist.get_world_size() if dist.is_initialized() else 1
+    if batch_size % (world_size * grad_accum_steps):
+        raise ValueError(
+            f"--batch-size {batch_size} must be divisible by processes x --grad-accum "
+            f"= {world_size} x {grad_accum_steps}"
+        )
+    return batch_size // (world_size * grad_accum_steps)
+
+
+def _without_nsp(collator):
+    """Wrap a pretraining collator so batches carry no NSP labels: the model trains MLM only."""
+
+    def collate(examples):
+        batch = collator(examples)
+        batch.pop("next_sentence_label")
+        return batch
+
+    collate.generator = collator.generator  # still checkpointed, for exact resume
+    return collate
+
+
+# ---------------------------------------------------------------------------------------------
+# The commands as functions
+# ---------------------------------------------------------------------------------------------
+
+
+def pretrain(
+    out: str | Path,
+    corpus: str = "embedded",
+    preset: str | None = None,
+    tokenizer: str | None = None,
+    vocab_size: int | None = None,
+    num_documents: int | None = None,
+    max_seq_len: int | None = None,
+    steps: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    nsp: bool = True,
+    whole_word: bool = False,
+    mlm_probability: float = 0.15,
+    resume: bool = False,
+    callbacks=(),
+    model_options: dict | None = None,
+    profile=None,
+    **train_options,
+):
+    """Pretrain a BertForPreTraining on `corpus`; sizes left as None come from the profile.
+
+    Writes the model, its tokenizer, metrics.jsonl and checkpoint/ into `out`.
+    Returns (model, tokenizer, history). `model_options` go to BertConfig (e.g.
+    pre_layer_norm=True), `train_options` to TrainConfig (seed, precision...).
+    """
+    from .data.pretraining import PretrainingCollator, PretrainingDataset
+    from .model import BertConfig, BertForPreTraining
+    from .train import TrainConfig, make_loader, setup_distributed, train
+
+    profile = get_profile(profile)
+    rank, _world_size = setup_distributed()
+    seed = train_options.get("seed", 0)
+    max_seq_len = max_seq_len or profile.max_seq_len
+    documents = load_documents(corpus, "train", num_documents or profile.num_documents, seed)
+    if not documents:
+        raise ValueError(f"corpus {corpus!r} has no training documents")
+    tok = get_tokenizer(tokenizer, out, documents, vocab_size or profile.vocab_size)
+    if rank == 0:
+        tok.save_pretrained(out)  # beside the model, for fill-mask and fine-tuning
+    validation = load_documents(corpus, "validation", num_documents or profile.num_documents, seed)
+
+    config = TrainConfig(
+        steps=steps or profile.pretrain_steps, lr=lr or profile.pretrain_lr, **train_options
+    )
+    batch_size = batch_size or profile.batch_size
+    micro_batch = per_process_batch(batch_size, config.grad_accum_steps)
+    collator = PretrainingCollator(
+        tok, mlm_probability, whole_word, generator=torch.Generator().manual_seed(seed + rank)
+    )
+    collator = collator if nsp else _without_nsp(collator)
+    dataset = PretrainingDataset.from_documents(documents, tok, max_seq_len, seed=seed)
+    if len(dataset) < batch_size:
+        raise ValueError(
+            f"the corpus gives {len(dataset)} pretraining examples, fewer than one batch "
+            f"({batch_size}): use a bigger corpus or a smaller --batch-size"
+        )
+    loader = make_loader(dataset, micro_batch, collator, seed=seed)
+    eval_loader = None
+    if validation:
+        eval_collator = PretrainingCollator(
+            tok, mlm_probability, whole_word, generator=torch.Generator().manual_seed(seed + 1)
+        )
+        eval_dataset = PretrainingDataset.from_documents(validation, tok, max_seq_len, seed=seed)
+        eval_loader = torch.utils.data.DataLoader(
+            eval_dataset,
+            micro_batch,
+            collate_fn=eval_collator if nsp else _without_nsp(eval_collator),
+        )
+
+    torch.manual_seed(seed)
+    if model_options is None:
+        model_options = profile.model_options
+    model_config = BertConfig.preset(preset or profile.preset, vocab_size=len(tok), **model_options)
+    model = BertForPreTraining(model_config)
+    history = train(model, loader, config, eval_loader, callbacks, out_dir=out, resume=resume)
+    return model, tok, history
+
+
+def finetune(
+    out: str | Path | None,
+    model: str | Path,
+    task: str = EMBEDDED_TASK,
+    from_scratch: bool = False,
+    max_seq_len: int | None = None,
+    steps: int | None = None,
+    batch_size: int | None = None,
+    lr: float | None = None,
+    resume: bool = False,
+    callbacks=(),
+    profile=None,
+    **train_options,
+):
+    """Fine-tune BertForSequenceClassification from the pretrained model directory `model`
+    (from_scratch: the same architecture and tokenizer, random weights) on `task`.
+
+    Returns (model, tokenizer, history, results) with results = {split: metrics} for every
+    split but "train", measured at the end.
+    """
+    from .data.finetuning import ClassificationCollator, ClassificationDataset
+    from .data.finetuning import make_loader as evaluation_loader
+    from .data.real import load_task
+    from .model import BertForSequenceClassification, load_config
+    from .tokenizer import Tokenizer
+    from .train import TrainConfig, evaluate, make_loader, setup_distributed, train
+
+    profile = get_profile(profile)
+    setup_distributed()
+    model_dir = _model_dir(model)
+    tok = Tokenizer.from_pretrained(model_dir, fast=True)
+    splits = load_task(task)
+    if "train" not in splits:
+        raise ValueError(f"task {task!r} has no train split")
+    num_labels = 1 + max(label for rows in splits.values() for _, label in rows)
+
+    def dataset(rows):
+        texts, labels = zip(*rows, strict=True)
+        return ClassificationDataset(list(texts), list(labels), tok, max_seq_len)
+
+    max_seq_len = max_seq_len or profile.finetune_seq_len
+    config = TrainConfig(
+        steps=steps or profile.finetune_steps, lr=lr or profile.finetune_lr, **train_options
+    )
+    batch_size = batch_size or profile.batch_size
+    micro_batch = per_process_batch(batch_size, config.grad_accum_steps)
+    train_set = dataset(splits["train"])
+    loader = make_loader(
+        train_set, micro_batch, ClassificationCollator(tok.pad_token_id), seed=config.seed
+    )
+    eval_batch = 4 * micro_batch  # no gradients to keep: bigger batches, fewer steps
+    eval_loaders = {
+        split: evaluation_loader(dataset(rows), eval_batch, shuffle=False)
+        for split, rows in splits.items()
+        if split != "train"
+    }
+
+    torch.manual_seed(config.seed)
+    if from_scratch:
+        classifier = BertForSequenceClassification(load_config(model_dir))
+    else:
+        with warnings.catch_warnings():  # "classifier weights start random": that is the point
+            warnings.filterwarnings("ignore", message=".*start random")
+            classifier = BertForSequenceClassification.from_pretrained(
+                model_dir, num_labels=num_labels
+            )
+    if classifier.config.num_labels != num_labels:
+        raise ValueError(
+            f"the model has {classifier.config.num_labels} labels, the task {num_labels}"
+        )
+    history = train(
+        classifier,
+        loader,
+        config,
+        eval_loaders.get("validation"),
+        callbacks,
+        out_dir=out,
+        resume=resume,
+    )
+    if out is not None:
+        tok.save_pretrained(out)
+    results = {
+        split: evaluate(classifier, split_loader) for split, split_loader in eval_loaders.items()
+    }
+    return classifier, tok, history, results
+
+
+def fill_mask(text: str, model, tokenizer, top_k: int = 5) -> list[list[tuple[str, float]]]:
+    """For each [MASK] in `text`: the `top_k` (token, probability) predictions, best first."""
+    if not isinstance(text, str) or "[MASK]" not in text:
+        raise ValueError(
+            f"the text must contain at least one [MASK], got {text!r}; "
+            'e.g. "the [MASK] sat on the mat"'
+        )
+    ids = torch.tensor([tokenizer.encode(text)])  # (1, seq)
+    model.eval()
+    with torch.no_grad():
+        mlm_logits = model(ids.to(next(model.parameters()).device)).mlm_logits[0]  # (seq, vocab)
+    masked = (ids[0] == tokenizer.mask_token_id).nonzero().flatten().tolist()
+    predictions = []
+    for position in masked:
+        probabilities, token_ids = mlm_logits[position].float().softmax(-1).topk(top_k)
+        tokens = tokenizer.convert_ids_to_tokens(token_ids.tolist())
+        predictions.append(list(zip(tokens, probabilities.tolist(), strict=True)))
+    return predictions
+
+
+def _model_dir(model) -> Path:
+    path = Path(model)
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"no model directory at {path}: expected a folder with config.json, "
+            "model.safetensors and vocab.txt, e.g. from `python -m bertmini pretrain --out DIR`"
+        )
+    for name in ("config.json", "vocab.txt"):
+        if not (path / name).is_file():
+            raise FileNotFoundError(
+                f"{path} has no {name}: is it a model directory written by "
+                "`python -m bertmini pretrain` (or a Hugging Face BERT folder)?"
+            )
+    return path
+
+
+def pretrained(profile=None, cache_dir: str | Path | None = None) -> Path:
+    """The directory of a model pretrained with `profile`'s recipe, pretraining it if needed.
+
+    Chapters 08 and 09 start from a pretrained model without retraining it each time: the first
+    call pretrains (minutes under the `cpu` profile) into `cache_dir` (default
+    `$BERTMINI_CACHE`, else ~/.cache/bertmini) and later calls return the same directory.
+    A model cached under another recipe is retrained, never reused by mistake.
+    Returns a directory with config.json, model.safetensors and vocab.txt.
+    """
+    import json
+    import os
+    from dataclasses import asdict
+
+    profile = get_profile(profile)
+    default_root = Path.home() / ".cache" / "bertmini"
+    root = Path(cache_dir or os.environ.get("BERTMINI_CACHE") or default_root)
+    out = root / f"pretrained-{profile.name}"
+    recipe = json.dumps(asdict(profile), sort_keys=True)
+    done = out / "recipe.json"
+    if done.is_file() and done.read_text() == recipe and (out / "model.safetensors").is_file():
+        return out
+    print(f"pretraining a {profile.preset} BERT with the {profile.name!r} recipe into {out} ...")
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)  # written under another recipe, or interrupted
+    pretrain(out, profile=profile, seed=0, log_every=10)
+    done.write_text(recipe)  # last: its presence means the model is complete
+    return out
