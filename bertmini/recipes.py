@@ -176,12 +176,12 @@ def finetune(
     Returns (model, tokenizer, history, results) with results = {split: metrics} for every
     split but "train", measured at the end.
     """
-    from .data.finetuning import ClassificationCollator, ClassificationDataset
-    from .data.finetuning import make_loader as evaluation_loader
+    from .data.finetuning import ClassificationDataset
+    from .data.finetuning import make_loader as bucketed_loader
     from .data.real import load_task
     from .model import BertForSequenceClassification, load_config
     from .tokenizer import Tokenizer
-    from .train import TrainConfig, evaluate, make_loader, setup_distributed, train
+    from .train import TrainConfig, evaluate, setup_distributed, train
 
     profile = get_profile(profile)
     setup_distributed()
@@ -202,13 +202,11 @@ def finetune(
     )
     batch_size = batch_size or profile.batch_size
     micro_batch = per_process_batch(batch_size, config.grad_accum_steps)
-    train_set = dataset(splits["train"])
-    loader = make_loader(
-        train_set, micro_batch, ClassificationCollator(tok.pad_token_id), seed=config.seed
-    )
+    # Batches of similar lengths: little padding, so little wasted compute (see data/finetuning.py).
+    loader = bucketed_loader(dataset(splits["train"]), micro_batch, shuffle=True, seed=config.seed)
     eval_batch = 4 * micro_batch  # no gradients to keep: bigger batches, fewer steps
     eval_loaders = {
-        split: evaluation_loader(dataset(rows), eval_batch, shuffle=False)
+        split: bucketed_loader(dataset(rows), eval_batch, shuffle=False)
         for split, rows in splits.items()
         if split != "train"
     }

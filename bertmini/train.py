@@ -541,6 +541,13 @@ def setup_distributed() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def _is_sharded(loader: Iterable) -> bool:
+    """Does each process get its own share of `loader`'s batches?"""
+    if isinstance(getattr(loader, "sampler", None), DistributedSampler):
+        return True
+    return getattr(getattr(loader, "batch_sampler", None), "num_replicas", 1) > 1
+
+
 def _training_device(config: TrainConfig) -> torch.device:
     device = choose_device(config.device)
     if dist.is_initialized() and device.type == "cuda" and device.index is None:
@@ -585,9 +592,7 @@ def train(
         raise ValueError("resume=True needs out_dir: the directory of the run to continue")
     device = _training_device(config)
     precision = choose_precision(device, config.precision)
-    if world_size > 1 and not isinstance(
-        getattr(train_loader, "sampler", None), DistributedSampler
-    ):
+    if world_size > 1 and not _is_sharded(train_loader):
         warnings.warn(
             "distributed training with a loader that is not sharded: every process sees the same "
             "batches. Build it with bertmini.train.make_loader.",

@@ -224,3 +224,27 @@ def test_demo_pipeline_at_tiny_size(tmp_path, monkeypatch, capsys):
     )
     for png in ("pretraining.png", "finetuning.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bucketed_finetuning_resumes_exactly(pretrained, tmp_path):
+    """Fine-tuning batches come from the length-bucketing sampler; resuming replays its epoch."""
+    from safetensors.torch import load_file
+
+    from bertmini.recipes import finetune
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_at_3(history):
+        if history[-1]["step"] == 3:
+            raise Interrupt
+
+    options = dict(steps=6, batch_size=8, seed=0, log_every=1, progress=False, checkpoint_every=3)
+    finetune(tmp_path / "whole", pretrained, **options)
+    with pytest.raises(Interrupt):
+        finetune(tmp_path / "split", pretrained, callbacks=[stop_at_3], **options)
+    finetune(tmp_path / "split", pretrained, resume=True, **options)
+    whole = load_file(tmp_path / "whole" / "model.safetensors")
+    split = load_file(tmp_path / "split" / "model.safetensors")
+    assert whole.keys() == split.keys()
+    assert all(torch.equal(whole[name], split[name]) for name in whole)

@@ -124,3 +124,22 @@ def test_loader_pads_each_batch_to_its_longest(tokenizer, sentiment):
         assert batch["labels"].shape == (len(lengths),)
         seen += len(lengths)
     assert seen == len(sentiment)
+
+
+def test_sampler_set_epoch_replays_an_epoch_and_shards_are_disjoint():
+    lengths = mixed_lengths(500)
+    sampler = LengthBucketSampler(lengths, 16, shuffle=True, seed=3)
+    epochs = [list(sampler) for _ in range(3)]
+    sampler.set_epoch(1)  # what the trainer does when it resumes in the middle of epoch 1
+    assert list(sampler) == epochs[1]
+    shards = [
+        LengthBucketSampler(lengths, 16, True, seed=3, num_replicas=2, rank=r) for r in (0, 1)
+    ]
+    for shard in shards:
+        shard.set_epoch(2)
+    first, second = (list(shard) for shard in shards)
+    assert len(first) == len(second) == len(shards[0])  # equal counts: no process waits forever
+    assert not {i for b in first for i in b} & {i for b in second for i in b}
+    assert sorted(first + second) == sorted(epochs[2][: len(first) + len(second)])
+    with pytest.raises(ValueError, match="rank"):
+        LengthBucketSampler(lengths, 16, True, num_replicas=2, rank=2)

@@ -27,6 +27,7 @@ from numbers import Integral
 from typing import TYPE_CHECKING
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
@@ -180,25 +181,44 @@ class LengthBucketSampler(Sampler[list[int]]):
     """A ``batch_sampler`` for ``DataLoader`` that yields length-bucketed batches of indices.
 
     With ``shuffle=True`` each pass (epoch) draws new batches from ``random.Random(seed + epoch)``,
-    so runs are reproducible; with ``shuffle=False`` the batches are the same every pass.
+    so runs are reproducible and resumable (the trainer calls ``set_epoch``, as for PyTorch's
+    ``DistributedSampler``); with ``shuffle=False`` the batches are the same every pass. With
+    ``num_replicas`` > 1 (data parallelism) every process draws the same batches and keeps every
+    ``num_replicas``-th one, starting at its ``rank``.
     """
 
     def __init__(
-        self, lengths: Sequence[int], batch_size: int, shuffle: bool, seed: int = 0
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        shuffle: bool,
+        seed: int = 0,
+        num_replicas: int = 1,
+        rank: int = 0,
     ) -> None:
+        if not 0 <= rank < num_replicas:
+            raise ValueError(f"need 0 <= rank < num_replicas, got rank {rank}, {num_replicas}")
         self.lengths = list(lengths)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
+        self.num_replicas = num_replicas
+        self.rank = rank
         self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next pass draw the batches of `epoch`."""
+        self.epoch = epoch
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = random.Random(self.seed + self.epoch)
         self.epoch += 1
-        yield from bucketed_batches(self.lengths, self.batch_size, self.shuffle, rng)
+        batches = bucketed_batches(self.lengths, self.batch_size, self.shuffle, rng)
+        usable = len(batches) - len(batches) % self.num_replicas  # every process: same count
+        yield from batches[self.rank : usable : self.num_replicas]
 
     def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)  # ceil division
+        return -(-len(self.lengths) // self.batch_size) // self.num_replicas
 
 
 def make_loader(
@@ -209,9 +229,14 @@ def make_loader(
 ) -> DataLoader:
     """A DataLoader over ``dataset`` with length-bucketed batches and dynamic padding.
 
-    With ``shuffle=False`` the batches come in order of length, not in dataset order.
+    With ``shuffle=False`` (evaluation) the batches come in order of length, not in dataset
+    order, and every process sees all of them. With ``shuffle=True`` (training) under
+    ``torchrun`` each process gets its own share of the batches (``batch_size`` is per process).
     """
-    sampler = LengthBucketSampler(dataset.lengths, batch_size, shuffle, seed)
+    sharded = shuffle and dist.is_initialized()
+    world_size = dist.get_world_size() if sharded else 1
+    rank = dist.get_rank() if sharded else 0
+    sampler = LengthBucketSampler(dataset.lengths, batch_size, shuffle, seed, world_size, rank)
     return DataLoader(
         dataset, batch_sampler=sampler, collate_fn=ClassificationCollator(dataset.pad_token_id)
     )
