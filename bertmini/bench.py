@@ -36,7 +36,7 @@ import time
 import torch
 
 from . import course, hub
-from .model import IGNORE_INDEX, BertConfig, BertForPreTraining
+from .model import IGNORE_INDEX, BertConfig, BertForPreTraining, compile_model
 
 # Peak dense bf16/fp16 tensor-core TFLOP/s, matched as a substring of torch.cuda.get_device_name();
 # the first match wins, so the longer names come before the names they contain ("A100" > "A10").
@@ -287,7 +287,7 @@ def benchmark(
     for name, model in sides.items():
         model.train()
         optimizer = make_optimizer(model, device)
-        runnable = torch.compile(model) if compile else model
+        runnable = compile_model(model) if compile else model
         train_steps[name] = make_train_step(runnable, optimizer, batch, precision, device)
         optimizers[name] = optimizer
 

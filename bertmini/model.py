@@ -454,3 +454,14 @@ class BertForSequenceClassification(PreTrainedModel):
 def load_config(directory: str | Path) -> BertConfig:
     """The BertConfig of a saved model directory."""
     return BertConfig.from_dict(json.loads((Path(directory) / "config.json").read_text()))
+
+
+def compile_model(model: nn.Module) -> nn.Module:
+    """`torch.compile(model)` as one graph: forward and backward with no graph break.
+
+    The MLM head's `hidden[labelled]` has a size that depends on the data (how many positions
+    carry a label). By default torch.compile stops its graph at such an operator and runs the
+    rest eagerly; asking it to capture data-dependent output shapes keeps the step in one graph.
+    """
+    torch._dynamo.config.capture_dynamic_output_shape_ops = True
+    return torch.compile(model)

@@ -55,6 +55,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from .course import autocast_dtype, choose_device, choose_precision
+from .model import compile_model
 
 # ---------------------------------------------------------------------------------------------
 # Configuration
@@ -628,7 +629,7 @@ def train(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
     if config.compile:
-        train_model = torch.compile(train_model)
+        train_model = compile_model(train_model)
 
     metrics_file = out_dir / "metrics.jsonl" if out_dir is not None and is_main else None
     if metrics_file is not None:

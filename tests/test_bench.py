@@ -97,3 +97,19 @@ def test_bad_inputs_get_clear_errors():
         bench.benchmark(config, 2, 32, "cpu", vs_hf=False)
     with pytest.raises(ValueError, match="vs_hf=False"):
         bench.benchmark(BertConfig.preset("tiny", vocab_size=100, pre_layer_norm=True), 2, 8)
+
+
+def test_compiled_training_step_has_no_graph_break():
+    """The MLM head's data-dependent gather must not split the compiled graph."""
+    import torch._dynamo as dynamo
+
+    from bertmini.model import BertForPreTraining, compile_model
+
+    config = BertConfig.preset("tiny", vocab_size=500, max_position_embeddings=64)
+    model = BertForPreTraining(config).train()
+    batch = bench.make_batch(config, 4, 32, "cpu")
+    dynamo.reset()
+    compile_model(model)  # sets the option that keeps data-dependent shapes in the graph
+    explanation = dynamo.explain(model)(**batch)
+    assert explanation.graph_break_count == 0, [r.reason for r in explanation.break_reasons]
+    assert explanation.graph_count == 1
