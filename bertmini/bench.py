@@ -32,6 +32,9 @@ import contextlib
 import json
 import statistics
 import time
+from copy import deepcopy
+from dataclasses import replace
+from itertools import islice
 
 import torch
 
@@ -373,6 +376,110 @@ def benchmark(
     }
 
 
+def benchmark_finetuning(
+    config: BertConfig,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+    steps: int = 20,
+    precision: str = "auto",
+    seed: int = 0,
+) -> dict:
+    """Fine-tuning on variable-length text: random batches vs length-bucketed batches.
+
+    Both sides train the same classifier (same weights) on the embedded sentiment task, padded
+    to the longest example of each batch; they differ only in which examples share a batch.
+    Their steps alternate; returns examples/s, padded tokens per example and the padding share
+    of each side, and the speed-up of bucketing.
+    """
+    from .data.corpus import sentiment_task
+    from .data.finetuning import ClassificationCollator, ClassificationDataset
+    from .data.finetuning import make_loader as bucketed_loader
+    from .model import BertForSequenceClassification
+    from .tokenizer import Tokenizer
+
+    device = course.choose_device(device)
+    precision = course.choose_precision(device, precision)
+    rows = sentiment_task(seed)["train"]
+    texts, labels = [text for text, _ in rows], [label for _, label in rows]
+    tokenizer = Tokenizer.train(texts, vocab_size=config.vocab_size)
+    dataset = ClassificationDataset(texts, labels, tokenizer, config.max_position_embeddings)
+    loaders = {
+        "random batches": torch.utils.data.DataLoader(
+            dataset,
+            batch_size,
+            shuffle=True,
+            collate_fn=ClassificationCollator(tokenizer.pad_token_id),
+            generator=torch.Generator().manual_seed(seed),
+        ),
+        "length-bucketed": bucketed_loader(dataset, batch_size, shuffle=True, seed=seed),
+    }
+    torch.manual_seed(seed)
+    model = BertForSequenceClassification(replace(config, vocab_size=len(tokenizer)))
+    sides = {}
+    for name, loader in loaders.items():
+        copy = deepcopy(model).to(device).train()
+        optimizer = make_optimizer(copy, device)
+        batches = [{k: v.to(device) for k, v in b.items()} for b in islice(loader, steps)]
+        sides[name] = (copy, optimizer, batches)
+    dtype = course.autocast_dtype(precision)
+    totals = {name: dict(seconds=0.0, examples=0, padded=0, real=0) for name in sides}
+    for i in range(steps + 1):  # step 0 of each side warms up, untimed
+        for name, (copy, optimizer, batches) in sides.items():
+            batch = batches[i % len(batches)]
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                loss = copy(**batch).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i > 0:
+                total = totals[name]
+                total["seconds"] += time.perf_counter() - start
+                total["examples"] += len(batch["labels"])
+                total["padded"] += batch["input_ids"].numel()
+                total["real"] += int(batch["attention_mask"].sum())
+    result = {
+        "batch_size": batch_size,
+        "steps": steps,
+        "device": str(device),
+        "precision": precision,
+    }
+    for name, total in totals.items():
+        result[name] = {
+            "examples_per_s": total["examples"] / total["seconds"],
+            "padded_tokens_per_example": total["padded"] / total["examples"],
+            "padding_share": 1 - total["real"] / total["padded"],
+        }
+    result["speedup"] = (
+        result["length-bucketed"]["examples_per_s"] / result["random batches"]["examples_per_s"]
+    )
+    return result
+
+
+def format_finetuning_report(result: dict) -> str:
+    """The fine-tuning comparison as a small text table."""
+    sides = ("random batches", "length-bucketed")
+    lines = [
+        f"fine-tuning {result['preset']} on the embedded sentiment task, batch "
+        f"{result['batch_size']}, {result['device']}, {result['precision']}, "
+        f"{result['steps']} steps per side after 1 warm-up",
+        f"{'':28}{sides[0]:>18}{sides[1]:>18}",
+    ]
+    rows = (
+        ("examples/s", "examples_per_s", "{:.1f}"),
+        ("padded tokens per example", "padded_tokens_per_example", "{:.1f}"),
+        ("padding share", "padding_share", "{:.1%}"),
+    )
+    for label, key, fmt in rows:
+        lines.append(f"{label:28}" + "".join(f"{fmt.format(result[s][key]):>18}" for s in sides))
+    lines.append(f"speed-up of length bucketing: {result['speedup']:.2f}x")
+    return "\n".join(lines)
+
+
 def format_report(result: dict) -> str:
     """The benchmark result as a small table for people."""
     c = result["config"]
@@ -463,6 +570,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for weights and batch")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--finetune",
+        action="store_true",
+        help="instead: fine-tuning steps on variable-length text, random vs length-bucketed "
+        "batches (bertmini alone; --vocab-size sets the tokenizer trained for it)",
+    )
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -483,6 +596,15 @@ def run(args: argparse.Namespace) -> dict:
         else:
             vs_hf = True
     batch = args.batch if args.batch is not None else (256 if device.type == "cuda" else 32)
+    if args.finetune:
+        if args.vocab_size is None:  # the sentiment task has a few hundred words
+            config = replace(config, vocab_size=4096)
+        result = benchmark_finetuning(
+            config, batch, device, args.steps or 20, args.precision, args.seed
+        )
+        result["preset"] = args.preset
+        print(json.dumps(result) if args.json else format_finetuning_report(result))
+        return result
     result = benchmark(
         config,
         batch,

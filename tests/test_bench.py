@@ -113,3 +113,17 @@ def test_compiled_training_step_has_no_graph_break():
     explanation = dynamo.explain(model)(**batch)
     assert explanation.graph_break_count == 0, [r.reason for r in explanation.break_reasons]
     assert explanation.graph_count == 1
+
+
+def test_finetuning_bench_compares_random_and_bucketed_batches(capsys):
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(
+        ["--finetune", "--preset", "tiny", "--device", "cpu", "--batch", "16", "--steps", "3"]
+    )
+    result = bench.run(args)
+    random_side, bucketed = result["random batches"], result["length-bucketed"]
+    assert bucketed["padding_share"] < random_side["padding_share"] / 3
+    assert bucketed["padded_tokens_per_example"] < random_side["padded_tokens_per_example"]
+    assert result["speedup"] == bucketed["examples_per_s"] / random_side["examples_per_s"]
+    assert "speed-up of length bucketing" in capsys.readouterr().out
