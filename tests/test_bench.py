@@ -127,3 +127,15 @@ def test_finetuning_bench_compares_random_and_bucketed_batches(capsys):
     assert bucketed["padded_tokens_per_example"] < random_side["padded_tokens_per_example"]
     assert result["speedup"] == bucketed["examples_per_s"] / random_side["examples_per_s"]
     assert "speed-up of length bucketing" in capsys.readouterr().out
+
+
+def test_hugging_face_with_a_sparse_head_has_the_same_loss():
+    """The calibration side: Hugging Face's modules, MLM head on labelled positions only."""
+    config = BertConfig.preset("tiny", vocab_size=300)
+    result = bench.benchmark(config, 2, 16, "cpu", steps=1, warmup=0, hf_sparse_head=True)
+    assert result["loss_hf_sparse"] == pytest.approx(result["loss_hf"], abs=1e-5)
+    assert result["hf_sparse"]["samples_per_s"] > 0
+    assert result["speedup_vs_hf_sparse"] == pytest.approx(
+        result["bertmini"]["samples_per_s"] / result["hf_sparse"]["samples_per_s"]
+    )
+    assert "labelled positions only" in bench.format_report({**result, "preset": "tiny"})
