@@ -198,27 +198,16 @@ def test_real_process_exits_nonzero_without_traceback(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_pipeline_at_tiny_size(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(
-        demo,
-        "PRETRAIN",
-        dict(
-            preset="tiny",
-            num_documents=60,
-            vocab_size=300,
-            max_seq_len=32,
-            steps=3,
-            batch_size=8,
-            lr=1e-3,
-        ),
-    )
-    monkeypatch.setattr(demo, "FINETUNE", dict(max_seq_len=32, steps=2, batch_size=8, lr=1e-3))
-    results = demo.main(tmp_path)
+def test_demo_pipeline_at_tiny_size(tmp_path, capsys):
+    results = demo.main(tmp_path, profile="ci", seeds=(0, 1))
     printed = capsys.readouterr().out
     for line in ("NSP accuracy", "held-out words", "from scratch", "wall time"):
         assert line in printed
     assert set(results["sentiment"]) == {"pretrained", "from scratch"}
     assert 0 <= results["sentiment"]["pretrained"]["test"] <= 1
+    per_seed = results["sentiment_test_per_seed"]["from scratch"]
+    assert len(per_seed) == 2
+    assert results["sentiment"]["from scratch"]["test"] == pytest.approx(sum(per_seed) / 2)
     assert json.loads((tmp_path / "results.json").read_text())["nsp_accuracy"] == pytest.approx(
         results["nsp_accuracy"]
     )
