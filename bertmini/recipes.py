@@ -283,26 +283,41 @@ def pretrained(profile=None, cache_dir: str | Path | None = None) -> Path:
     Chapters 08 and 09 start from a pretrained model without retraining it each time: the first
     call pretrains (minutes under the `cpu` profile) into `cache_dir` (default
     `$BERTMINI_CACHE`, else ~/.cache/bertmini) and later calls return the same directory.
-    A model cached under another recipe is retrained, never reused by mistake.
+    The cache is keyed by the recipe and by the corpus generator's source, so a model made by
+    another recipe or from another corpus is never reused by mistake. The model is written
+    into a temporary directory and renamed into place: an interrupted call leaves no half model.
     Returns a directory with config.json, model.safetensors and vocab.txt.
     """
+    import hashlib
     import json
     import os
+    import shutil
+    import tempfile
     from dataclasses import asdict
+
+    from .data import corpus
 
     profile = get_profile(profile)
     default_root = Path.home() / ".cache" / "bertmini"
     root = Path(cache_dir or os.environ.get("BERTMINI_CACHE") or default_root)
-    out = root / f"pretrained-{profile.name}"
-    recipe = json.dumps(asdict(profile), sort_keys=True)
-    done = out / "recipe.json"
-    if done.is_file() and done.read_text() == recipe and (out / "model.safetensors").is_file():
+    recipe = asdict(profile)
+    recipe["corpus_source"] = hashlib.sha256(Path(corpus.__file__).read_bytes()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+    out = root / f"pretrained-{profile.name}-{key}"
+    if (out / "model.safetensors").is_file():
         return out
     print(f"pretraining a {profile.preset} BERT with the {profile.name!r} recipe into {out} ...")
-    if out.exists():
-        import shutil
-
-        shutil.rmtree(out)  # written under another recipe, or interrupted
-    pretrain(out, profile=profile, seed=0, log_every=10)
-    done.write_text(recipe)  # last: its presence means the model is complete
+    root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=root))
+    try:
+        pretrain(work, profile=profile, seed=0, log_every=10)
+        shutil.rmtree(work / "checkpoint", ignore_errors=True)  # resume state: not needed here
+        (work / "recipe.json").write_text(json.dumps(recipe, indent=2))
+        try:
+            work.rename(out)
+        except OSError:  # another process finished the same model first: use theirs
+            if not (out / "model.safetensors").is_file():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return out

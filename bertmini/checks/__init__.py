@@ -7,8 +7,8 @@ than only that something is wrong. A passing check prints one line; a failing on
 `CheckFailed` with the explanation. An exercise not yet written raises `NotImplementedError`,
 which the check lets through so the notebook stops right there.
 
-The checks for each chapter live in their own module (`checks/attention.py`, ...) and are
-re-exported here: `from bertmini.checks import check_scaled_dot_product_attention`.
+The checks for each chapter live in their own module, imported by the chapter that uses them:
+`from bertmini.checks.attention import check_scaled_dot_product_attention`.
 """
 
 from collections.abc import Callable, Iterable
