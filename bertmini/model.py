@@ -10,9 +10,9 @@
              classification on [CLS]: pooler, dropout, linear             (batch, num_labels)
 
 The MLM head runs only where a label is given (labels != -100): the loss is the same as running
-it everywhere and discarding the rest, at a fraction of the cost (the vocabulary projection is
-most of a small BERT's work). The encoder can also be a bidirectional LSTM (`encoder="bilstm"`),
-for comparing the two on the same task.
+it everywhere and discarding the rest, at a fraction of the cost (with BERT's 30,522-token
+vocabulary, the projection is most of a small BERT's work). The encoder can also be a
+bidirectional LSTM (`encoder="bilstm"`), for comparing the two on the same task.
 
 Parameter and config names follow Hugging Face's `config.json`, so real checkpoints load as they
 are (see hub.py for the weight names).

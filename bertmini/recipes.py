@@ -34,14 +34,17 @@ def load_documents(corpus: str, split: str, num_documents: int, seed: int = 0) -
     return load_corpus(corpus, split)
 
 
-def get_tokenizer(tokenizer_dir, out_dir, documents: list[list[str]], vocab_size: int):
+def get_tokenizer(
+    tokenizer_dir, out_dir, documents: list[list[str]], vocab_size: int, resume: bool = False
+):
     """The tokenizer of `tokenizer_dir`, else the one a resumed run saved in `out_dir`, else a
-    WordPiece vocabulary trained on `documents` (saved into `out_dir` before training starts)."""
+    WordPiece vocabulary trained on `documents` (saved into `out_dir` before training starts).
+    A new run (resume=False) never reuses a vocabulary left in `out_dir` by an earlier run."""
     from .tokenizer import Tokenizer
 
     if tokenizer_dir is not None:
         return Tokenizer.from_pretrained(tokenizer_dir, fast=True)
-    if out_dir is not None and (Path(out_dir) / "vocab.txt").is_file():
+    if resume and out_dir is not None and (Path(out_dir) / "vocab.txt").is_file():
         return Tokenizer.from_pretrained(out_dir, fast=True)
     texts = [sentence for document in documents for sentence in document]
     return Tokenizer.train(texts, vocab_size, fast=True)
@@ -114,7 +117,7 @@ def pretrain(
     documents = load_documents(corpus, "train", num_documents or profile.num_documents, seed)
     if not documents:
         raise ValueError(f"corpus {corpus!r} has no training documents")
-    tok = get_tokenizer(tokenizer, out, documents, vocab_size or profile.vocab_size)
+    tok = get_tokenizer(tokenizer, out, documents, vocab_size or profile.vocab_size, resume)
     if rank == 0:
         tok.save_pretrained(out)  # beside the model, for fill-mask and fine-tuning
     validation = load_documents(corpus, "validation", num_documents or profile.num_documents, seed)
@@ -168,10 +171,12 @@ def finetune(
     resume: bool = False,
     callbacks=(),
     profile=None,
+    freeze_embeddings: bool = False,
     **train_options,
 ):
     """Fine-tune BertForSequenceClassification from the pretrained model directory `model`
     (from_scratch: the same architecture and tokenizer, random weights) on `task`.
+    freeze_embeddings: train everything but the embedding layer (words, positions, segments).
 
     Returns (model, tokenizer, history, results) with results = {split: metrics} for every
     split but "train", measured at the end.
@@ -220,6 +225,8 @@ def finetune(
             classifier = BertForSequenceClassification.from_pretrained(
                 model_dir, num_labels=num_labels
             )
+    if freeze_embeddings:  # words never labelled in fine-tuning keep their pretrained neighbours
+        classifier.bert.embeddings.requires_grad_(False)
     if classifier.config.num_labels != num_labels:
         raise ValueError(
             f"the model has {classifier.config.num_labels} labels, the task {num_labels}"

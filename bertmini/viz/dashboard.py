@@ -27,8 +27,17 @@ from .render import figure_to_png, in_notebook, new_figure, save_figure
 
 # Panel title -> the metric keys it draws (one line each, when present).
 PANELS = {
-    "loss": ("loss", "mlm_loss", "nsp_loss", "val_loss"),
-    "accuracy": ("mlm_accuracy", "nsp_accuracy", "accuracy", "val_accuracy"),
+    # Training metrics every step; eval_* (what the trainer logs for the validation set) when
+    # it was evaluated.
+    "loss": ("loss", "mlm_loss", "nsp_loss", "eval_loss"),
+    "accuracy": (
+        "mlm_accuracy",
+        "nsp_accuracy",
+        "accuracy",
+        "eval_mlm_accuracy",
+        "eval_nsp_accuracy",
+        "eval_accuracy",
+    ),
     "learning rate": ("lr",),
     "gradient norm": ("grad_norm",),
     "throughput (tokens/s)": ("tokens_per_s",),
