@@ -24,7 +24,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: the demo runs in a terminal
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .course import choose_device, cpu_has_fast_bf16, get_profile  # noqa: E402
+from .course import choose_device, choose_precision, get_profile  # noqa: E402
 from .recipes import finetune, pretrain  # noqa: E402
 
 SEEDS = (0, 1, 2)  # fine-tuning seeds; the pretraining seed is 0
@@ -39,9 +39,7 @@ def main(out_dir: str | Path = "demo_out", profile=None, seeds=SEEDS) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    # On a CPU: bf16 autocast where the CPU has native bf16 (more steps in the same minutes).
-    on_cpu = choose_device().type == "cpu"
-    precision = "bf16" if on_cpu and cpu_has_fast_bf16() else "auto"
+    precision = choose_precision(choose_device())  # fp32 on a CPU, bf16/fp16 autocast on GPUs
     common = dict(profile=profile, log_every=10, checkpoint_every=None, precision=precision)
 
     print(

@@ -437,9 +437,13 @@ def test_precision_and_device_choice(monkeypatch):
 def test_profiles(monkeypatch):
     monkeypatch.setenv("BERTMINI_PROFILE", "ci")
     assert course.get_profile().name == "ci"
-    assert course.get_profile("CPU").preset == "mini"
+    assert course.get_profile("CPU").preset == "tiny"
     ci, cpu, gpu = (course.PROFILES[n] for n in ("ci", "cpu", "gpu"))
-    assert ci.pretrain_steps < cpu.pretrain_steps < gpu.pretrain_steps
+
+    def pretraining_tokens(profile):
+        return profile.pretrain_steps * profile.batch_size * profile.max_seq_len
+
+    assert pretraining_tokens(ci) < pretraining_tokens(cpu) < pretraining_tokens(gpu)
     monkeypatch.setenv("BERTMINI_PROFILE", "huge")
     with pytest.raises(ValueError, match="BERTMINI_PROFILE"):
         course.get_profile()
