@@ -171,12 +171,10 @@ def finetune(
     resume: bool = False,
     callbacks=(),
     profile=None,
-    freeze_embeddings: bool = False,
     **train_options,
 ):
     """Fine-tune BertForSequenceClassification from the pretrained model directory `model`
     (from_scratch: the same architecture and tokenizer, random weights) on `task`.
-    freeze_embeddings: train everything but the embedding layer (words, positions, segments).
 
     Returns (model, tokenizer, history, results) with results = {split: metrics} for every
     split but "train", measured at the end.
@@ -225,8 +223,6 @@ def finetune(
             classifier = BertForSequenceClassification.from_pretrained(
                 model_dir, num_labels=num_labels
             )
-    if freeze_embeddings:  # words never labelled in fine-tuning keep their pretrained neighbours
-        classifier.bert.embeddings.requires_grad_(False)
     if classifier.config.num_labels != num_labels:
         raise ValueError(
             f"the model has {classifier.config.num_labels} labels, the task {num_labels}"
