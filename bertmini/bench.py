@@ -437,6 +437,8 @@ def benchmark_finetuning(
     from .model import BertForSequenceClassification
     from .tokenizer import Tokenizer
 
+    if batch_size < 1 or steps < 1:
+        raise ValueError(f"batch_size and steps must be >= 1, got {batch_size} and {steps}")
     device = course.choose_device(device)
     precision = course.choose_precision(device, precision)
     rows = sentiment_task(seed)["train"]

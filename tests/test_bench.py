@@ -139,3 +139,9 @@ def test_hugging_face_with_a_sparse_head_has_the_same_loss():
         result["bertmini"]["samples_per_s"] / result["hf_sparse"]["samples_per_s"]
     )
     assert "labelled positions only" in bench.format_report({**result, "preset": "tiny"})
+
+
+def test_finetuning_bench_rejects_an_empty_batch():
+    config = BertConfig.preset("tiny", vocab_size=500)
+    with pytest.raises(ValueError, match="batch_size and steps must be >= 1"):
+        bench.benchmark_finetuning(config, 0, "cpu")
