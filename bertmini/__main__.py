@@ -167,6 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--whole-word", action="store_true", help="mask whole words, not pieces")
     p.add_argument(
+        "--dupe-factor",
+        type=int,
+        help="build the NSP pairs this many times over the corpus, with other splits and "
+        "random sentences each time, so a small corpus is not memorised (default: the profile's)",
+    )
+    p.add_argument(
         "--no-nsp", action="store_true", help="train MLM only, no next sentence prediction"
     )
     p.add_argument("--out", default="runs/pretrain", help="run directory (default: %(default)s)")
@@ -296,6 +302,7 @@ def _run(args) -> None:
             nsp=not args.no_nsp,
             whole_word=args.whole_word,
             mlm_probability=args.mlm_probability,
+            dupe_factor=args.dupe_factor,
             resume=args.resume,
             **_train_options(args),
         )

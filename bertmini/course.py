@@ -36,6 +36,9 @@ class Profile:
     finetune_steps: int
     finetune_lr: float
     finetune_seq_len: int = 48  # the sentiment task's reviews fit in 48 tokens
+    # NSP pairs are built this many times over the corpus (other splits, other random Bs):
+    # Google's dupe_factor. A small corpus seen as one fixed set of pairs lets NSP memorise them.
+    dupe_factor: int = 1
     # BertConfig overrides for pretraining. A short run from scratch learns faster with pre-LN
     # (stable at a high learning rate) and without dropout (too few steps to overfit): the
     # "cramming" recipe. The gpu profile trains long enough for BERT's own post-LN + dropout.
@@ -73,6 +76,7 @@ PROFILES: dict[str, Profile] = {
         pretrain_lr=3e-3,
         finetune_steps=300,
         finetune_lr=5e-4,
+        dupe_factor=8,  # 3,000 documents give ~5,400 pairs; 4,000 steps would show each 23 times
         model_options=dict(
             pre_layer_norm=True, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0
         ),

@@ -94,6 +94,7 @@ def pretrain(
     nsp: bool = True,
     whole_word: bool = False,
     mlm_probability: float = 0.15,
+    dupe_factor: int | None = None,
     resume: bool = False,
     callbacks=(),
     model_options: dict | None = None,
@@ -102,6 +103,9 @@ def pretrain(
 ):
     """Pretrain a BertForPreTraining on `corpus`; sizes left as None come from the profile.
 
+    `dupe_factor` builds the NSP pairs that many times over the corpus, each time with other
+    splits and other random Bs, so a small corpus is not seen as the same few thousand pairs
+    every epoch (NSP memorises those).
     Writes the model, its tokenizer, metrics.jsonl and checkpoint/ into `out`.
     Returns (model, tokenizer, history). `model_options` go to BertConfig (e.g.
     pre_layer_norm=True), `train_options` to TrainConfig (seed, precision...).
@@ -131,7 +135,10 @@ def pretrain(
         tok, mlm_probability, whole_word, generator=torch.Generator().manual_seed(seed + rank)
     )
     collator = collator if nsp else _without_nsp(collator)
-    dataset = PretrainingDataset.from_documents(documents, tok, max_seq_len, seed=seed)
+    dupe_factor = profile.dupe_factor if dupe_factor is None else dupe_factor
+    dataset = PretrainingDataset.from_documents(
+        documents, tok, max_seq_len, seed=seed, dupe_factor=dupe_factor
+    )
     if len(dataset) < batch_size:
         raise ValueError(
             f"the corpus gives {len(dataset)} pretraining examples, fewer than one batch "
@@ -143,7 +150,10 @@ def pretrain(
         eval_collator = PretrainingCollator(
             tok, mlm_probability, whole_word, generator=torch.Generator().manual_seed(seed + 1)
         )
-        eval_dataset = PretrainingDataset.from_documents(validation, tok, max_seq_len, seed=seed)
+        # The same dupe_factor: more pairs from the held-out documents, a steadier estimate.
+        eval_dataset = PretrainingDataset.from_documents(
+            validation, tok, max_seq_len, seed=seed, dupe_factor=dupe_factor
+        )
         eval_loader = torch.utils.data.DataLoader(
             eval_dataset,
             micro_batch,

@@ -158,6 +158,7 @@ def test_finetune_and_evaluate(pretrained, tmp_path, capsys):
         (["fill-mask", "a [MASK]", "--model", "{missing}"], "no model directory"),
         (["pretrain", "--corpus", "wikitext-2", "--out", "{tmp}"], "embedded"),
         (["pretrain", "--corpus", "no-such-corpus", "--out", "{tmp}"], "unknown corpus"),
+        (["pretrain", *TINY_PRETRAIN, "--dupe-factor", "0", "--out", "{tmp}"], "--dupe-factor"),
         (
             [
                 "pretrain",

@@ -358,7 +358,7 @@ class PretrainingDataset(Dataset):
         dupe_factor: int = 1,
     ) -> None:
         if dupe_factor < 1:
-            raise ValueError(f"dupe_factor must be >= 1; got {dupe_factor}.")
+            raise ValueError(f"dupe_factor (--dupe-factor) must be an int >= 1; got {dupe_factor}.")
         rng = random.Random(seed)
         cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
         self.examples: list[tuple[list[int], list[int], int]] = []
