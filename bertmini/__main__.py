@@ -1,6 +1,6 @@
 """The command line: `python -m bertmini <command>` (or the `bertmini` script).
 
-    pretrain    pretrain a BERT (MLM + NSP) on a corpus; with no options, a mini BERT on the
+    pretrain    pretrain a BERT (MLM + NSP) on a corpus; with no options, a small BERT on the
                 embedded corpus, sized by the profile (BERTMINI_PROFILE=ci|cpu|gpu)
     finetune    fine-tune a pretrained model (or a random one, --from-scratch) on a task
     evaluate    loss and accuracy of a saved model on a corpus (pretraining) or a task
@@ -127,13 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
         "pretrain",
         help="pretrain a BERT with MLM + NSP",
         description="Pretrain a BertForPreTraining (masked language model + next sentence "
-        "prediction). With no options: a mini BERT on the embedded corpus, sized by the profile. "
+        "prediction). With no options: a small BERT on the embedded corpus, sized by the profile "
+        "(tiny under cpu, small under gpu). "
         "Writes the model, vocab.txt, metrics.jsonl and checkpoint/ into --out.",
     )
     p.add_argument(
         "--preset",
         choices=["tiny", "mini", "small", "medium", "base", "large"],
-        help="model shape (default: the profile's; mini = 4 layers, hidden 256, under `cpu`)",
+        help="model shape (default: the profile's: tiny = 2 layers, hidden 128, under cpu; "
+        "mini = 4 layers, hidden 256)",
     )
     p.add_argument(
         "--corpus",
@@ -260,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser(
         "demo",
         help="pretrain, fine-tune, compare with from-scratch (make demo)",
-        description="Pretrain a mini BERT on the embedded corpus, fine-tune it on the embedded "
+        description="Pretrain a small BERT on the embedded corpus, fine-tune it on the embedded "
         "sentiment task, fine-tune the same model from random weights with the same budget, "
         "print a results table and save plots as PNG.",
     )

@@ -1,7 +1,7 @@
 """`make demo`: does pretraining work, and does it help? Answered in minutes on a laptop CPU.
 
 1. Pretrain a BERT with MLM + NSP on the embedded corpus, with a WordPiece vocabulary trained
-   on that corpus (the profile's recipe: a mini BERT, 4 layers, hidden 256, under `cpu`).
+   on that corpus (the profile's recipe: under `cpu` a tiny BERT, 2 layers, hidden 128).
 2. Fine-tune it on the embedded sentiment task.
 3. Fine-tune the same architecture from random weights: same data, steps, learning rate.
 4. Repeat 2 and 3 with a few seeds, print a table and save the curves as PNG.
