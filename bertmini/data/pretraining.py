@@ -357,7 +357,7 @@ class PretrainingDataset(Dataset):
         short_seq_prob: float = 0.1,
         dupe_factor: int = 1,
     ) -> None:
-        if dupe_factor < 1:
+        if not isinstance(dupe_factor, int) or dupe_factor < 1:
             raise ValueError(f"dupe_factor (--dupe-factor) must be an int >= 1; got {dupe_factor}.")
         rng = random.Random(seed)
         cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
