@@ -66,16 +66,29 @@ class MultiHeadAttention(nn.Module):
         self.dropout = dropout
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, need_weights: bool = False
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        need_weights: bool = False,
+        queries: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: (batch, seq, hidden); mask: bool (batch, 1, 1, seq), True = real key.
 
-        Returns (output (batch, seq, hidden), weights (batch, heads, seq, seq) or None).
+        queries: (batch, n, hidden) or None (= x): the vectors that ask; keys and values still
+        come from every position of x. Returns (output (batch, n, hidden),
+        weights (batch, heads, n, seq) or None).
         """
         batch, seq, hidden = x.shape
-        # (batch, seq, 3*hidden) -> 3 x (batch, heads, seq, head_size)
+        if queries is None or queries is x:
+            q, k, v = self.qkv(x).split(hidden, dim=-1)  # 3 x (batch, seq, hidden)
+        else:  # the same weights, split: Q from the queries, K and V from x
+            w_q, w_kv = self.qkv.weight.split([hidden, 2 * hidden])
+            b_q, b_kv = self.qkv.bias.split([hidden, 2 * hidden])
+            q = F.linear(queries, w_q, b_q)  # (batch, n, hidden)
+            k, v = F.linear(x, w_kv, b_kv).split(hidden, dim=-1)  # 2 x (batch, seq, hidden)
+        # (batch, length, hidden) -> (batch, heads, length, head_size)
         q, k, v = (
-            self.qkv(x).view(batch, seq, 3, self.num_heads, self.head_size).permute(2, 0, 3, 1, 4)
+            t.view(batch, -1, self.num_heads, self.head_size).transpose(1, 2) for t in (q, k, v)
         )
         dropout = self.dropout if self.training else 0.0
         if need_weights:
@@ -84,5 +97,5 @@ class MultiHeadAttention(nn.Module):
         else:
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
             weights = None
-        context = context.transpose(1, 2).reshape(batch, seq, hidden)  # heads back together
+        context = context.transpose(1, 2).reshape(batch, -1, hidden)  # heads back together
         return self.out(context), weights

@@ -14,9 +14,11 @@ so 6 per weight per token), plus attention's two (seq x seq) matmuls:
   + 6*M*(H^2 + H*V)            the MLM head: transform (H^2) and vocabulary decoder (HV)
 
 M is the number of positions the MLM head runs on. Hugging Face runs it on every token
-(M = B*S); bertmini only where a label is given (M = 15% of them), which is the same loss. So
-MFU is counted two ways: *dense-equivalent* (M = B*S for both, so MFU ratios equal speed ratios)
-and *actually done* (M as each model computes it).
+(M = B*S); bertmini only where a label is given (M = 15% of them), which is the same loss.
+bertmini's last layer, too, computes its output only where the losses read it ([CLS] and the
+labelled positions; its keys and values still everywhere). So MFU is counted two ways:
+*dense-equivalent* (the full count for both, so MFU ratios equal speed ratios) and *actually
+done* (what each model computes).
 
 With `transformers` installed, Hugging Face's `BertForPreTraining` runs side by side with the
 same config, the same weights, the same batch and the same optimizer, its steps alternating
@@ -41,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from . import course, hub
-from .model import IGNORE_INDEX, BertConfig, BertForPreTraining, compile_model
+from .model import IGNORE_INDEX, BertConfig, BertForPreTraining, compile_model, positions_to_compute
 
 # Peak dense bf16/fp16 tensor-core TFLOP/s, matched as a substring of torch.cuda.get_device_name();
 # the first match wins, so the longer names come before the names they contain ("A100" > "A10").
@@ -82,15 +84,23 @@ HF_CONFIG_FIELDS = (
 )
 
 
-def training_flops_per_step(config: BertConfig, batch: int, seq: int, mlm_positions: int) -> int:
+def training_flops_per_step(
+    config: BertConfig, batch: int, seq: int, mlm_positions: int, last_layer_positions: int = 0
+) -> int:
     """Matmul FLOPs of one training step (forward + backward) of BertForPreTraining.
 
-    mlm_positions: positions the MLM head runs on (batch * seq for a dense head). Embedding
-    look-ups, LayerNorms, softmaxes, the pooler and NSP head are left out (a fraction of a percent).
+    mlm_positions: positions the MLM head runs on (batch * seq for a dense head).
+    last_layer_positions: positions per sequence whose output the last layer computes (0 = all
+    seq); its keys and values are still computed everywhere. Embedding look-ups, LayerNorms,
+    softmaxes, the pooler and NSP head are left out (a fraction of a percent).
     """
-    hidden, layers = config.hidden_size, config.num_hidden_layers
-    encoder = 6 * batch * seq * layers * (4 * hidden**2 + 2 * hidden * config.intermediate_size)
-    attention = 12 * batch * layers * seq**2 * hidden
+    hidden, layers, inter = config.hidden_size, config.num_hidden_layers, config.intermediate_size
+    queries = last_layer_positions or seq
+    per_token = 4 * hidden**2 + 2 * hidden * inter  # Q, K, V, output (4H^2) and the FFN (2HI)
+    encoder = 6 * batch * seq * (layers - 1) * per_token
+    # The last layer: K and V at every position, the rest only at its `queries` positions.
+    encoder += 6 * batch * (seq * 2 * hidden**2 + queries * (per_token - 2 * hidden**2))
+    attention = 12 * batch * (layers - 1) * seq**2 * hidden + 12 * batch * queries * seq * hidden
     mlm_head = 6 * mlm_positions * (hidden**2 + hidden * config.vocab_size)
     return encoder + attention + mlm_head
 
@@ -313,8 +323,11 @@ def benchmark(
 
     mlm_positions = int((batch["labels"] != IGNORE_INDEX).sum())
     dense_flops = training_flops_per_step(config, batch_size, seq_len, batch_size * seq_len)
+    last_layer_positions = positions_to_compute(batch["labels"]).shape[1]
     actual_flops = {
-        "bertmini": training_flops_per_step(config, batch_size, seq_len, mlm_positions),
+        "bertmini": training_flops_per_step(
+            config, batch_size, seq_len, mlm_positions, last_layer_positions
+        ),
         "hf": dense_flops,  # Hugging Face runs the MLM head on every position
         "hf_sparse": training_flops_per_step(config, batch_size, seq_len, mlm_positions),
     }

@@ -11,8 +11,12 @@
 
 The MLM head runs only where a label is given (labels != -100): the loss is the same as running
 it everywhere and discarding the rest, at a fraction of the cost (with BERT's 30,522-token
-vocabulary, the projection is most of a small BERT's work). The encoder can also be a
-bidirectional LSTM (`encoder="bilstm"`), for comparing the two on the same task.
+vocabulary, the projection is most of a small BERT's work). For the same reason the last layer
+computes its output only at [CLS] and the labelled positions: after attention (whose keys and
+values still come from every position) each position is computed on its own, so the outputs
+that no loss reads can be skipped. With L layers that saves most of 1/L of the encoder's work.
+The encoder can also be a bidirectional LSTM (`encoder="bilstm"`), for comparing the two on the
+same task.
 
 Parameter and config names follow Hugging Face's `config.json`, so real checkpoints load as they
 are (see hub.py for the weight names).
@@ -68,6 +72,8 @@ class BertConfig:
     }
 
     def __post_init__(self):
+        if self.num_hidden_layers < 1:
+            raise ValueError(f"num_hidden_layers must be >= 1, got {self.num_hidden_layers}")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads "
@@ -112,7 +118,7 @@ class BertConfig:
 class BertOutput:
     """What every model returns; fields a model does not compute are None."""
 
-    last_hidden_state: torch.Tensor  # (batch, seq, hidden)
+    last_hidden_state: torch.Tensor | None  # (batch, seq, hidden)
     pooler_output: torch.Tensor | None = None  # (batch, hidden)
     hidden_states: tuple[torch.Tensor, ...] | None = None  # embeddings + one per layer
     attentions: tuple[torch.Tensor, ...] | None = None  # one per layer, (batch, heads, seq, seq)
@@ -222,6 +228,12 @@ class PreTrainedModel(nn.Module):
     def _is_tied(self, name: str) -> bool:
         return False
 
+    def _may_skip_positions(self, output_attentions: bool, output_hidden_states: bool) -> bool:
+        """Whether the last layer may compute only the positions the heads read: not when every
+        position's vectors or attention weights are asked for, nor for the LSTM encoder."""
+        asked = output_attentions or output_hidden_states
+        return self.config.encoder == "transformer" and not asked
+
     def save_pretrained(self, directory: str | Path) -> None:
         """Write config.json + model.safetensors in Hugging Face's format (atomically)."""
         config = {
@@ -322,9 +334,17 @@ class BertModel(PreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
+        output_positions: torch.Tensor | None = None,
     ) -> BertOutput:
-        """input_ids, token_type_ids, attention_mask: (batch, seq); mask 1 = real, 0 = padding."""
+        """input_ids, token_type_ids, attention_mask: (batch, seq); mask 1 = real, 0 = padding.
+
+        output_positions: (batch, n) int64 or None: the last layer computes its output only at
+        these positions, and last_hidden_state is (batch, n, hidden). The pooler reads row 0, so
+        put position 0 ([CLS]) first.
+        """
         self._check_inputs(input_ids, token_type_ids, attention_mask)
+        if output_positions is not None and self.config.encoder != "transformer":
+            raise ValueError("output_positions needs the Transformer encoder")
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         x = self.embeddings(input_ids, token_type_ids)  # (batch, seq, hidden)
@@ -334,8 +354,9 @@ class BertModel(PreTrainedModel):
             hidden_states.append(x)
         else:
             mask = None if attention_mask is None else padding_mask(attention_mask)
-            for layer in self.layers:
-                x, weights = layer(x, mask, need_weights=output_attentions)
+            for i, layer in enumerate(self.layers):
+                last = i == len(self.layers) - 1
+                x, weights = layer(x, mask, output_attentions, output_positions if last else None)
                 hidden_states.append(x)
                 attentions.append(weights)
             if self.final_norm is not None:
@@ -393,20 +414,36 @@ class BertForPreTraining(PreTrainedModel):
     ) -> BertOutput:
         """labels: (batch, seq), the original id where a token is to be predicted, else -100.
         next_sentence_label: (batch,), 0 = B follows A, 1 = B is random.
+
+        With labels, the losses read the last layer only at [CLS] and the labelled positions, so
+        only those are computed there (`output_positions`): last_hidden_state is then None, and
+        mlm_logits is (labelled, vocab), in row-major order of the labels. Ask for
+        output_hidden_states=True (or call without labels) to get every position.
         """
         if labels is not None and labels.shape != input_ids.shape:
             raise ValueError(
                 f"labels must have the shape of input_ids {tuple(input_ids.shape)}, "
                 f"got {tuple(labels.shape)}"
             )
+        positions = None
+        if labels is not None and self._may_skip_positions(output_attentions, output_hidden_states):
+            positions = positions_to_compute(labels)  # (batch, n)
         out = self.bert(
-            input_ids, token_type_ids, attention_mask, output_attentions, output_hidden_states
+            input_ids,
+            token_type_ids,
+            attention_mask,
+            output_attentions,
+            output_hidden_states,
+            output_positions=positions,
         )
-        hidden = out.last_hidden_state  # (batch, seq, hidden)
+        hidden = out.last_hidden_state  # (batch, seq or n, hidden)
         out.nsp_logits = self.nsp(out.pooler_output)  # (batch, 2)
         if labels is None:
             out.mlm_logits = self.mlm(hidden)  # (batch, seq, vocab): every position
             return out
+        if positions is not None:
+            labels = labels.gather(1, positions)  # (batch, n): the labels of those positions
+            out.last_hidden_state = None
         # Only the labelled positions go through the head: (labelled, hidden) -> (labelled, vocab).
         # (Boolean indexing has a data-dependent shape; torch.compile handles it as dynamic.)
         labelled = labels != IGNORE_INDEX
@@ -417,6 +454,18 @@ class BertForPreTraining(PreTrainedModel):
             out.nsp_loss = F.cross_entropy(out.nsp_logits.float(), next_sentence_label.view(-1))
             out.loss = out.loss + out.nsp_loss
         return out
+
+
+def positions_to_compute(labels: torch.Tensor) -> torch.Tensor:
+    """(batch, seq) MLM labels -> (batch, n) positions the pretraining losses read, ascending:
+    [CLS] (position 0, for NSP) and every labelled position. Rows with fewer are filled up with
+    unlabelled positions (computed, then ignored); n is the largest count of any row.
+    """
+    needed = labels != IGNORE_INDEX
+    needed[:, 0] = True
+    n = int(needed.sum(1).max())  # reads the count back: the shape depends on the data
+    # A stable sort of "not needed" puts the needed positions first, in their order.
+    return torch.argsort((~needed).to(torch.int8), dim=1, stable=True)[:, :n]
 
 
 class BertForSequenceClassification(PreTrainedModel):
@@ -441,10 +490,25 @@ class BertForSequenceClassification(PreTrainedModel):
         output_attentions: bool = False,
         output_hidden_states: bool = False,
     ) -> BertOutput:
-        """labels: (batch,) class indices in [0, num_labels)."""
+        """labels: (batch,) class indices in [0, num_labels).
+
+        The classifier reads [CLS] only, so the last layer computes only [CLS] and
+        last_hidden_state is None, unless output_hidden_states or output_attentions is asked.
+        """
+        positions = None
+        valid = isinstance(input_ids, torch.Tensor)  # else BertModel says what is wrong
+        if valid and self._may_skip_positions(output_attentions, output_hidden_states):
+            positions = torch.zeros_like(input_ids[..., :1], dtype=torch.long)  # (batch, 1)
         out = self.bert(
-            input_ids, token_type_ids, attention_mask, output_attentions, output_hidden_states
+            input_ids,
+            token_type_ids,
+            attention_mask,
+            output_attentions,
+            output_hidden_states,
+            output_positions=positions,
         )
+        if positions is not None:
+            out.last_hidden_state = None
         out.logits = self.classifier(self.dropout(out.pooler_output))
         if labels is not None:
             out.loss = F.cross_entropy(out.logits.float(), labels.view(-1))
@@ -464,4 +528,5 @@ def compile_model(model: nn.Module) -> nn.Module:
     rest eagerly; asking it to capture data-dependent output shapes keeps the step in one graph.
     """
     torch._dynamo.config.capture_dynamic_output_shape_ops = True
+    torch._dynamo.config.capture_scalar_outputs = True  # the same for the count read back
     return torch.compile(model)

@@ -48,15 +48,35 @@ class EncoderLayer(nn.Module):
         return self.ffn_out(F.gelu(self.ffn_in(x)))  # F.gelu's default is the exact erf form
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, need_weights: bool = False
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        need_weights: bool = False,
+        positions: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x: (batch, seq, hidden); mask: bool (batch, 1, 1, seq), True = real key."""
+        """x: (batch, seq, hidden); mask: bool (batch, 1, 1, seq), True = real key.
+
+        positions: (batch, n) int64 or None: compute the output only at these positions (their
+        queries attend to every position) -> (batch, n, hidden). Everything after attention
+        works on each position alone, so those n vectors are the same as in the full output.
+        """
         if self.pre_layer_norm:
-            attended, weights = self.attention(self.attention_norm(x), mask, need_weights)
-            x = x + self.dropout(attended)
+            normed = self.attention_norm(x)
+            attended, weights = self.attention(
+                normed, mask, need_weights, queries=select_positions(normed, positions)
+            )
+            x = select_positions(x, positions) + self.dropout(attended)
             x = x + self.dropout(self.feed_forward(self.ffn_norm(x)))
         else:
-            attended, weights = self.attention(x, mask, need_weights)
-            x = self.attention_norm(x + self.dropout(attended))
+            query = select_positions(x, positions)
+            attended, weights = self.attention(x, mask, need_weights, queries=query)
+            x = self.attention_norm(query + self.dropout(attended))
             x = self.ffn_norm(x + self.dropout(self.feed_forward(x)))
         return x, weights
+
+
+def select_positions(x: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
+    """x: (batch, seq, hidden), positions: (batch, n) -> (batch, n, hidden); None -> x."""
+    if positions is None:
+        return x
+    return x.gather(1, positions[:, :, None].expand(-1, -1, x.size(-1)))

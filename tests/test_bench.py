@@ -75,6 +75,11 @@ def test_flops_formula_matches_a_hand_count():
     assert bench.training_flops_per_step(config, 3, 5, 7) == encoder + attention + head == 32592
     dense = bench.training_flops_per_step(config, 3, 5, 15)
     assert dense - (encoder + attention) == 6 * 15 * 56
+    # The last layer computing 2 of the 5 positions: K, V (2 H^2) stay at all 5 tokens; Q, out
+    # and the FFN (2 H^2 + 2 H I = 96 per token) and attention drop to 2 of 5 queries.
+    saved = 6 * 3 * 3 * 96 + 2 * (2 * 3 * 5 * 4) * 3 * 3
+    assert bench.training_flops_per_step(config, 3, 5, 7, 2) == 32592 - saved
+    assert bench.training_flops_per_step(config, 3, 5, 7, 5) == 32592
 
 
 def test_peak_table_matches_gpu_names_longest_first():

@@ -8,6 +8,7 @@ import transformers
 from bertmini import BertConfig, BertForPreTraining, BertForSequenceClassification, BertModel
 from bertmini.attention import MultiHeadAttention, padding_mask, scaled_dot_product_attention
 from bertmini.lstm import BiLSTMEncoder, LSTMCell, lstm_cell
+from bertmini.model import positions_to_compute
 from bertmini.positional import sinusoidal_encoding
 
 SMALL = dict(
@@ -168,6 +169,67 @@ def test_outputs_attentions_and_hidden_states():
         atol=1e-5,
         rtol=0,
     )
+
+
+@pytest.mark.parametrize("pre_layer_norm", [False, True])
+def test_last_layer_only_where_the_losses_read_gives_the_same_loss_and_gradients(pre_layer_norm):
+    """With labels the last layer computes [CLS] and the labelled positions only; asking for the
+    hidden states forces every position. Loss, logits and every gradient must agree."""
+    torch.manual_seed(0)
+    model = BertForPreTraining(BertConfig(**SMALL, pre_layer_norm=pre_layer_norm)).eval()
+    input_ids, segments, mask, labels, nsp = padded_pair_batch()
+    labels[2] = -100  # a row with no label at all: only its [CLS] is needed
+    labels[0, 0] = input_ids[0, 0]  # a label at position 0, which [CLS] also needs
+    results = []
+    for dense in (False, True):
+        model.zero_grad()
+        out = model(input_ids, segments, mask, labels, nsp, output_hidden_states=dense)
+        out.loss.backward()
+        grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+        results.append((out, grads))
+    (sparse, sparse_grads), (full, full_grads) = results
+    assert sparse.last_hidden_state is None and full.last_hidden_state.shape == (3, 16, 64)
+    assert sparse.mlm_logits.shape == (int((labels != -100).sum()), 120)
+    torch.testing.assert_close(sparse.mlm_logits, full.mlm_logits, atol=1e-5, rtol=0)
+    torch.testing.assert_close(sparse.nsp_logits, full.nsp_logits, atol=1e-5, rtol=0)
+    torch.testing.assert_close(sparse.loss, full.loss, atol=1e-6, rtol=0)
+    for name, grad in full_grads.items():
+        torch.testing.assert_close(sparse_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_classifier_computes_only_cls_in_the_last_layer_with_the_same_result():
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(**SMALL)).eval()
+    input_ids, segments, mask, _, _ = padded_pair_batch()
+    labels = torch.tensor([0, 1, 1])
+    results = []
+    for dense in (False, True):
+        model.zero_grad()
+        out = model(input_ids, segments, mask, labels, output_hidden_states=dense)
+        out.loss.backward()
+        results.append((out, {name: p.grad.clone() for name, p in model.named_parameters()}))
+    (cls_only, cls_grads), (full, full_grads) = results
+    assert cls_only.last_hidden_state is None and full.last_hidden_state.shape == (3, 16, 64)
+    torch.testing.assert_close(cls_only.logits, full.logits, atol=1e-5, rtol=0)
+    for name, grad in full_grads.items():
+        torch.testing.assert_close(cls_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_positions_to_compute_are_cls_then_the_labelled_ones_in_order():
+    labels = torch.full((3, 8), -100)
+    labels[0, [2, 5]] = 7
+    labels[1, [1, 3, 4, 6]] = 7
+    positions = positions_to_compute(labels)
+    assert positions.shape == (3, 5)  # [CLS] + the 4 labels of the busiest row
+    assert positions[0, :3].tolist() == [0, 2, 5]
+    assert positions[1].tolist() == [0, 1, 3, 4, 6]
+    assert positions[2, 0] == 0
+    assert all(len(set(row.tolist())) == 5 for row in positions)  # filled up, never repeated
+
+
+def test_a_model_needs_at_least_one_layer():
+    with pytest.raises(ValueError, match="num_hidden_layers must be >= 1"):
+        BertConfig(**{**SMALL, "num_hidden_layers": 0})
 
 
 @pytest.mark.parametrize(
