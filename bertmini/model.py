@@ -459,11 +459,14 @@ class BertForPreTraining(PreTrainedModel):
 def positions_to_compute(labels: torch.Tensor) -> torch.Tensor:
     """(batch, seq) MLM labels -> (batch, n) positions the pretraining losses read, ascending:
     [CLS] (position 0, for NSP) and every labelled position. Rows with fewer are filled up with
-    unlabelled positions (computed, then ignored); n is the largest count of any row.
+    unlabelled positions (computed, then ignored); n is the largest count of any row (at least 2).
     """
     needed = labels != IGNORE_INDEX
-    needed[:, 0] = True
+    # [CLS], and one more position: torch.compile cannot prove that a size it reads from the
+    # data is not 1 (a size that would broadcast), so it is kept at 2 or more.
+    needed[:, :2] = True
     n = int(needed.sum(1).max())  # reads the count back: the shape depends on the data
+    torch._check(n >= min(2, labels.size(1)))
     # A stable sort of "not needed" puts the needed positions first, in their order.
     return torch.argsort((~needed).to(torch.int8), dim=1, stable=True)[:, :n]
 

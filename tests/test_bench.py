@@ -104,20 +104,26 @@ def test_bad_inputs_get_clear_errors():
         bench.benchmark(BertConfig.preset("tiny", vocab_size=100, pre_layer_norm=True), 2, 8)
 
 
-def test_compiled_training_step_has_no_graph_break():
-    """The MLM head's data-dependent gather must not split the compiled graph."""
+def test_compiled_training_step_has_no_graph_break_and_the_eager_loss():
+    """The data-dependent sizes (labelled positions) must not split the compiled graph, and the
+    compiled step (forward and backward, through Inductor) must compute what eager does."""
     import torch._dynamo as dynamo
 
     from bertmini.model import BertForPreTraining, compile_model
 
     config = BertConfig.preset("tiny", vocab_size=500, max_position_embeddings=64)
-    model = BertForPreTraining(config).train()
+    model = BertForPreTraining(config).eval()
     batch = bench.make_batch(config, 4, 32, "cpu")
     dynamo.reset()
-    compile_model(model)  # sets the option that keeps data-dependent shapes in the graph
+    compiled = compile_model(model)  # sets the options that keep data-dependent shapes in
     explanation = dynamo.explain(model)(**batch)
     assert explanation.graph_break_count == 0, [r.reason for r in explanation.break_reasons]
     assert explanation.graph_count == 1
+    loss = compiled(**batch).loss
+    loss.backward()
+    assert model.bert.layers[0].ffn_in.weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        assert loss.item() == pytest.approx(model(**batch).loss.item(), abs=1e-4)
 
 
 def test_finetuning_bench_compares_random_and_bucketed_batches(capsys):
