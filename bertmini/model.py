@@ -118,7 +118,7 @@ class BertConfig:
 class BertOutput:
     """What every model returns; fields a model does not compute are None."""
 
-    last_hidden_state: torch.Tensor | None  # (batch, seq, hidden)
+    last_hidden_state: torch.Tensor | None  # (batch, seq, hidden); None if the last layer skipped
     pooler_output: torch.Tensor | None = None  # (batch, hidden)
     hidden_states: tuple[torch.Tensor, ...] | None = None  # embeddings + one per layer
     attentions: tuple[torch.Tensor, ...] | None = None  # one per layer, (batch, heads, seq, seq)
@@ -526,10 +526,11 @@ def load_config(directory: str | Path) -> BertConfig:
 def compile_model(model: nn.Module) -> nn.Module:
     """`torch.compile(model)` as one graph: forward and backward with no graph break.
 
-    The MLM head's `hidden[labelled]` has a size that depends on the data (how many positions
-    carry a label). By default torch.compile stops its graph at such an operator and runs the
-    rest eagerly; asking it to capture data-dependent output shapes keeps the step in one graph.
+    The MLM head's `hidden[labelled]` and the last layer's positions have sizes that depend on
+    the data (how many positions carry a label). By default torch.compile stops its graph at
+    such an operator, or at a count read back from a tensor, and runs the rest eagerly; asking
+    it to capture data-dependent shapes and scalars keeps the step in one graph.
     """
     torch._dynamo.config.capture_dynamic_output_shape_ops = True
-    torch._dynamo.config.capture_scalar_outputs = True  # the same for the count read back
+    torch._dynamo.config.capture_scalar_outputs = True
     return torch.compile(model)
