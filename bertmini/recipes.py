@@ -55,6 +55,8 @@ def per_process_batch(batch_size: int, grad_accum_steps: int) -> int:
     import torch.distributed as dist
 
     world_size = dist.get_world_size() if dist.is_initialized() else 1
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"--batch-size must be a positive integer, got {batch_size!r}")
     if batch_size % (world_size * grad_accum_steps):
         raise ValueError(
             f"--batch-size {batch_size} must be divisible by processes x --grad-accum "
@@ -110,13 +112,23 @@ def pretrain(
     Returns (model, tokenizer, history). `model_options` go to BertConfig (e.g.
     pre_layer_norm=True), `train_options` to TrainConfig (seed, precision...).
     """
-    from .data.pretraining import PretrainingCollator, PretrainingDataset
+    from .data.pretraining import PretrainingCollator, PretrainingDataset, check_dupe_factor
     from .model import BertConfig, BertForPreTraining
     from .train import TrainConfig, make_loader, setup_distributed, train
 
     profile = get_profile(profile)
     rank, _world_size = setup_distributed()
     seed = train_options.get("seed", 0)
+    # Check the options before any work (a tokenizer trained and written for nothing).
+    config = TrainConfig(
+        steps=profile.pretrain_steps if steps is None else steps,
+        lr=profile.pretrain_lr if lr is None else lr,
+        **train_options,
+    )
+    batch_size = profile.batch_size if batch_size is None else batch_size
+    micro_batch = per_process_batch(batch_size, config.grad_accum_steps)
+    dupe_factor = profile.dupe_factor if dupe_factor is None else dupe_factor
+    check_dupe_factor(dupe_factor)
     max_seq_len = max_seq_len or profile.max_seq_len
     documents = load_documents(corpus, "train", num_documents or profile.num_documents, seed)
     if not documents:
@@ -126,16 +138,10 @@ def pretrain(
         tok.save_pretrained(out)  # beside the model, for fill-mask and fine-tuning
     validation = load_documents(corpus, "validation", num_documents or profile.num_documents, seed)
 
-    config = TrainConfig(
-        steps=steps or profile.pretrain_steps, lr=lr or profile.pretrain_lr, **train_options
-    )
-    batch_size = batch_size or profile.batch_size
-    micro_batch = per_process_batch(batch_size, config.grad_accum_steps)
     collator = PretrainingCollator(
         tok, mlm_probability, whole_word, generator=torch.Generator().manual_seed(seed + rank)
     )
     collator = collator if nsp else _without_nsp(collator)
-    dupe_factor = profile.dupe_factor if dupe_factor is None else dupe_factor
     dataset = PretrainingDataset.from_documents(
         documents, tok, max_seq_len, seed=seed, dupe_factor=dupe_factor
     )
@@ -211,9 +217,11 @@ def finetune(
 
     max_seq_len = max_seq_len or profile.finetune_seq_len
     config = TrainConfig(
-        steps=steps or profile.finetune_steps, lr=lr or profile.finetune_lr, **train_options
+        steps=profile.finetune_steps if steps is None else steps,
+        lr=profile.finetune_lr if lr is None else lr,
+        **train_options,
     )
-    batch_size = batch_size or profile.batch_size
+    batch_size = profile.batch_size if batch_size is None else batch_size
     micro_batch = per_process_batch(batch_size, config.grad_accum_steps)
     # Batches of similar lengths: little padding, so little wasted compute (see data/finetuning.py).
     loader = bucketed_loader(dataset(splits["train"]), micro_batch, shuffle=True, seed=config.seed)

@@ -159,6 +159,9 @@ def test_finetune_and_evaluate(pretrained, tmp_path, capsys):
         (["pretrain", "--corpus", "wikitext-2", "--out", "{tmp}"], "embedded"),
         (["pretrain", "--corpus", "no-such-corpus", "--out", "{tmp}"], "unknown corpus"),
         (["pretrain", *TINY_PRETRAIN, "--dupe-factor", "0", "--out", "{tmp}"], "--dupe-factor"),
+        (["pretrain", *TINY_PRETRAIN, "--batch-size", "0", "--out", "{tmp}"], "--batch-size"),
+        (["pretrain", *TINY_PRETRAIN, "--steps", "0", "--out", "{tmp}"], "steps must be"),
+        (["finetune", "--model", "{model}", "--batch-size", "0", "--out", "{tmp}"], "--batch-size"),
         (
             [
                 "pretrain",
@@ -182,6 +185,7 @@ def test_bad_input_gives_one_clear_line(argv, expected, pretrained, tmp_path, ca
     assert expected in error
     assert "Traceback" not in error
     assert error.splitlines()[-1].startswith("bertmini ")
+    assert not (tmp_path / "vocab.txt").exists()  # refused before any work was written
 
 
 def test_real_process_exits_nonzero_without_traceback(tmp_path):

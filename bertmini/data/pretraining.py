@@ -332,6 +332,12 @@ def _word_starts(input_ids: Tensor, tokenizer: Tokenizer) -> Tensor:
 # ---------------------------------------------------------------------------------------------
 
 
+def check_dupe_factor(dupe_factor) -> None:
+    """A clear error for a dupe_factor that is not a positive integer."""
+    if not isinstance(dupe_factor, int) or dupe_factor < 1:
+        raise ValueError(f"dupe_factor (--dupe-factor) must be an int >= 1; got {dupe_factor}.")
+
+
 class PretrainingDataset(Dataset):
     """NSP pairs as unpadded examples ``[CLS] A [SEP] B [SEP]``, built once from documents.
 
@@ -357,8 +363,7 @@ class PretrainingDataset(Dataset):
         short_seq_prob: float = 0.1,
         dupe_factor: int = 1,
     ) -> None:
-        if not isinstance(dupe_factor, int) or dupe_factor < 1:
-            raise ValueError(f"dupe_factor (--dupe-factor) must be an int >= 1; got {dupe_factor}.")
+        check_dupe_factor(dupe_factor)
         rng = random.Random(seed)
         cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
         self.examples: list[tuple[list[int], list[int], int]] = []
