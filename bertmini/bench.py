@@ -85,17 +85,21 @@ HF_CONFIG_FIELDS = (
 
 
 def training_flops_per_step(
-    config: BertConfig, batch: int, seq: int, mlm_positions: int, last_layer_positions: int = 0
+    config: BertConfig,
+    batch: int,
+    seq: int,
+    mlm_positions: int,
+    last_layer_positions: int | None = None,
 ) -> int:
     """Matmul FLOPs of one training step (forward + backward) of BertForPreTraining.
 
     mlm_positions: positions the MLM head runs on (batch * seq for a dense head).
-    last_layer_positions: positions per sequence whose output the last layer computes (0 = all
-    seq); its keys and values are still computed everywhere. Embedding look-ups, LayerNorms,
+    last_layer_positions: positions per sequence whose output the last layer computes (None =
+    all seq); its keys and values are still computed everywhere. Embedding look-ups, LayerNorms,
     softmaxes, the pooler and NSP head are left out (a fraction of a percent).
     """
     hidden, layers, inter = config.hidden_size, config.num_hidden_layers, config.intermediate_size
-    queries = last_layer_positions or seq
+    queries = seq if last_layer_positions is None else last_layer_positions
     per_token = 4 * hidden**2 + 2 * hidden * inter  # Q, K, V, output (4H^2) and the FFN (2HI)
     encoder = 6 * batch * seq * (layers - 1) * per_token
     # The last layer: K and V at every position, the rest only at its `queries` positions.
