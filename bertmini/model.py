@@ -448,7 +448,10 @@ class BertForPreTraining(PreTrainedModel):
         # (Boolean indexing has a data-dependent shape; torch.compile handles it as dynamic.)
         labelled = labels != IGNORE_INDEX
         out.mlm_logits = self.mlm(hidden[labelled])
-        out.mlm_loss = F.cross_entropy(out.mlm_logits.float(), labels[labelled])
+        # A sum over the labelled tokens divided by their count (at least 1): a batch in which
+        # no token was masked has an MLM loss of 0, not 0/0 = NaN.
+        mlm_loss_sum = F.cross_entropy(out.mlm_logits.float(), labels[labelled], reduction="sum")
+        out.mlm_loss = mlm_loss_sum / labelled.sum().clamp(min=1)
         out.loss = out.mlm_loss
         if next_sentence_label is not None:
             out.nsp_loss = F.cross_entropy(out.nsp_logits.float(), next_sentence_label.view(-1))

@@ -39,6 +39,9 @@ import math
 import os
 import random
 import shutil
+import signal
+import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -54,8 +57,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
+from . import hub, rundir
 from .course import autocast_dtype, choose_device, choose_precision
 from .model import compile_model
+from .rundir import RunStateError, publish_files
 
 # ---------------------------------------------------------------------------------------------
 # Configuration
@@ -82,6 +87,9 @@ class TrainConfig:
     eval_every: int | None = None  # None: evaluate only at the end (when eval_loader is given)
     checkpoint_every: int | None = None  # None: checkpoint only at the end (when out_dir is given)
     progress: bool = True  # show a tqdm progress bar (TQDM_DISABLE=1 also hides it)
+    # Keep out_dir/checkpoint/ (optimizer moments: twice the model's size) after the last step,
+    # so the finished run can be continued. False leaves only the model in out_dir.
+    keep_checkpoint: bool = True
 
     def __post_init__(self):
         positive = ("steps", "grad_accum_steps", "log_every")
@@ -100,6 +108,17 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"TrainConfig.{name} must be None or >= 1, got {value!r}")
+        if not isinstance(self.weight_decay, (int, float)) or not self.weight_decay >= 0:
+            raise ValueError(f"TrainConfig.weight_decay must be >= 0, got {self.weight_decay!r}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError(
+                f"TrainConfig.max_grad_norm must be > 0 (or None: no clipping), "
+                f"got {self.max_grad_norm!r}"
+            )
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+            raise ValueError(
+                f"TrainConfig.seed must be an integer in [0, 2**63), got {self.seed!r}"
+            )
         self.betas = tuple(self.betas)
 
     @property
@@ -287,9 +306,53 @@ def batch_metrics(out, batch: dict) -> dict[str, torch.Tensor]:
     return metrics
 
 
-def _add(total: dict, new: dict, weight: float = 1.0) -> None:
+def loss_weights(micro_batches: Sequence[dict]) -> list[dict[str, torch.Tensor | float]]:
+    """Per micro-batch, the weight of each of its losses in the step's mean loss.
+
+    A loss averaged over examples (NSP, classification) weighs its share of the step's
+    examples; the MLM loss, averaged over labelled tokens, its share of the step's labelled
+    tokens. A micro-batch without any masked token then weighs 0 in the MLM loss, however the
+    masking fell. The token counts stay on the device (no wait for the GPU).
+    """
+    examples = [len(next(iter(batch.values()))) for batch in micro_batches]
+    labelled = [_labelled_tokens(batch) for batch in micro_batches]
+    total = sum(labelled).clamp(min=1) if all(n is not None for n in labelled) else None
+    return [
+        {
+            "examples": n / sum(examples),
+            "mlm_loss": None if total is None else tokens / total,
+        }
+        for n, tokens in zip(examples, labelled, strict=True)
+    ]
+
+
+def _labelled_tokens(batch: dict) -> torch.Tensor | None:
+    labels = batch.get("labels")
+    if labels is None or labels.dim() != 2:
+        return None
+    return (labels != -100).sum()
+
+
+def weighted_loss(out, weights: dict) -> torch.Tensor:
+    """This micro-batch's share of the step's loss (see `loss_weights`).
+
+    `out.loss` weighted by examples, with its MLM part re-weighted by labelled tokens:
+    mlm_loss * w_tokens + (loss - mlm_loss) * w_examples.
+    """
+    loss = out.loss * weights["examples"]
+    if getattr(out, "mlm_loss", None) is not None and weights["mlm_loss"] is not None:
+        loss = loss + out.mlm_loss * (weights["mlm_loss"] - weights["examples"])
+    return loss
+
+
+def _add(total: dict, new: dict, weights: dict | float = 1.0) -> None:
+    """Add `new` into `total`; losses weighted (a dict: the MLM loss by its own weight)."""
+    if not isinstance(weights, dict):
+        weights = {"examples": weights, "mlm_loss": weights}
     for key, value in new.items():
-        value = value * weight if key.endswith("loss") else value
+        if key.endswith("loss"):
+            weight = weights["mlm_loss"] if key == "mlm_loss" else weights["examples"]
+            value = value * (weights["examples"] if weight is None else weight)
         total[key] = total[key] + value if key in total else value
 
 
@@ -323,7 +386,9 @@ def training_step(
     device_type = next(model.parameters()).device.type
     ddp = getattr(model, "_orig_mod", model)  # torch.compile wraps the DDP module
     metrics: dict[str, torch.Tensor] = {}
-    for i, batch in enumerate(micro_batches):
+    step_loss = 0.0
+    weights_per_batch = loss_weights(micro_batches)
+    for i, (batch, weights) in enumerate(zip(micro_batches, weights_per_batch, strict=True)):
         # DDP all-reduces gradients on every backward; only the last micro-batch needs it.
         last = i == len(micro_batches) - 1
         no_sync = ddp.no_sync() if isinstance(ddp, DistributedDataParallel) and not last else None
@@ -331,9 +396,13 @@ def training_step(
             dtype = autocast_dtype(precision)
             with torch.autocast(device_type, dtype=dtype, enabled=dtype is not None):
                 out = model(**batch)
-            # Dividing by the number of micro-batches makes the summed gradients a mean.
-            scaler.scale(out.loss / len(micro_batches)).backward()
-        _add(metrics, batch_metrics(out, batch), weight=1 / len(micro_batches))
+            # The weighted losses add up to the step's mean loss over all its examples and
+            # labelled tokens, so the summed gradients are the gradient of that mean.
+            loss = weighted_loss(out, weights)
+            scaler.scale(loss).backward()
+        step_loss = step_loss + loss.detach().float()
+        _add(metrics, batch_metrics(out, batch), weights)
+    metrics["loss"] = step_loss
 
     scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
     grad_norm = nn.utils.clip_grad_norm_(
@@ -371,7 +440,12 @@ def evaluate(
         batch = move_to_device(batch, device)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             out = model(**batch)
-        _add(sums, batch_metrics(out, batch))
+        # Weighted by examples (the MLM loss by labelled tokens): a mean over the whole set.
+        counts = {"examples": len(next(iter(batch.values()))), "mlm_loss": _labelled_tokens(batch)}
+        _add(sums, batch_metrics(out, batch), counts)
+        _add(sums, {"examples": torch.tensor(float(counts["examples"]))})
+        if counts["mlm_loss"] is not None:
+            _add(sums, {"mlm_loss_count": counts["mlm_loss"].float()})
         num_batches += 1
         if max_batches is not None and num_batches >= max_batches:
             break
@@ -380,7 +454,22 @@ def evaluate(
         raise ValueError("the evaluation loader yields no batches")
     host = {k: v.item() for k, v in sums.items()}
     host.pop("tokens", None)
-    return summarize(host, num_batches)
+    return _mean_metrics(host)
+
+
+def _mean_metrics(sums: dict[str, float]) -> dict[str, float]:
+    """Weighted sums (see `evaluate`) -> means; the MLM loss is left out if nothing was masked."""
+    examples, labelled = sums.pop("examples"), sums.pop("mlm_loss_count", None)
+    row = summarize({k: v for k, v in sums.items() if not k.endswith("loss")})
+    for key in ("loss", "nsp_loss"):
+        if key in sums:
+            row[key] = sums[key] / examples
+    if "mlm_loss" in sums:
+        row.pop("loss", None)
+        if labelled:
+            row["mlm_loss"] = sums["mlm_loss"] / labelled
+            row["loss"] = row["mlm_loss"] + row.get("nsp_loss", 0.0)
+    return dict(sorted(row.items(), key=lambda item: not item[0].endswith("loss")))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -461,12 +550,15 @@ def _fsync_tree(directory: Path) -> None:
             os.close(fd)
 
 
-def save_checkpoint(out_dir: str | Path, model: nn.Module, trainer_state: dict) -> Path:
-    """Write `out_dir/checkpoint/` = model (config.json + model.safetensors) + trainer_state.pt.
+def save_checkpoint(
+    out_dir: str | Path, model: nn.Module, trainer_state: dict, tokenizer=None
+) -> Path:
+    """Write `out_dir/checkpoint/` = model (config.json + model.safetensors) + trainer_state.pt
+    (+ the tokenizer's vocab.txt, so a resumed run reads the very vocabulary it trained with).
 
-    Written into `checkpoint.tmp/`, then renamed into place; the previous checkpoint is moved
-    aside to `checkpoint.prev/` until the new one is in place. Whenever the process dies, one of
-    `checkpoint/` or `checkpoint.prev/` is complete (`find_checkpoint` picks it).
+    Written into `checkpoint.tmp/`, then renamed into place; the checkpoint it replaces becomes
+    `checkpoint.prev/`, kept as a fallback in case the newest one is ever unreadable. Whenever
+    the process dies, one of `checkpoint/` or `checkpoint.prev/` is complete.
     """
     out_dir = Path(out_dir)
     final, previous, temporary = out_dir / CHECKPOINT, out_dir / PREVIOUS, out_dir / TEMPORARY
@@ -474,6 +566,8 @@ def save_checkpoint(out_dir: str | Path, model: nn.Module, trainer_state: dict) 
         shutil.rmtree(temporary)
     temporary.mkdir(parents=True)
     unwrap(model).save_pretrained(temporary)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(temporary)
     torch.save(trainer_state, temporary / "trainer_state.pt")
     _fsync_tree(temporary)
     if final.exists():
@@ -482,8 +576,6 @@ def save_checkpoint(out_dir: str | Path, model: nn.Module, trainer_state: dict) 
         os.replace(final, previous)
     os.replace(temporary, final)
     _fsync_tree(out_dir)
-    if previous.exists():
-        shutil.rmtree(previous)
     return final
 
 
@@ -496,6 +588,44 @@ def find_checkpoint(out_dir: str | Path) -> Path | None:
     return None
 
 
+def read_newest_checkpoint(out_dir: str | Path) -> tuple[Path, dict]:
+    """(directory, trainer state) of the newest checkpoint that reads back whole.
+
+    Falls back to `checkpoint.prev/`, saying so, when `checkpoint/` is unreadable.
+    Raises RunStateError when there is none to resume from.
+    """
+    problems = []
+    for name in (CHECKPOINT, PREVIOUS):
+        path = Path(out_dir) / name
+        if not path.exists():
+            continue
+        try:
+            state = load_trainer_state(path)
+            hub.read_checkpoint(path)  # the weights read back too
+        except Exception as error:  # truncated, garbage, refused pickle: all mean "not this one"
+            problems.append(f"{path} is unreadable ({' '.join(str(error).split())[:200]})")
+            continue
+        if problems:
+            print(f"{problems[-1]}: resuming from {path} (step {state['step']})", file=sys.stderr)
+        return path, state
+    if problems:
+        raise RunStateError(
+            f"no readable checkpoint in {out_dir}: {'; '.join(problems)}. Start a new run "
+            "(--overwrite replaces this one)"
+        )
+    finished = (Path(out_dir) / "model.safetensors").exists()
+    raise RunStateError(
+        f"{out_dir} has no checkpoint to resume from"
+        + (
+            " (the run finished and its checkpoint was removed: train with --keep-optimizer to "
+            "keep it)"
+            if finished
+            else ""
+        )
+        + ": start a new run without --resume (--overwrite replaces this one)"
+    )
+
+
 def load_trainer_state(checkpoint_dir: str | Path) -> dict:
     """The optimizer/scaler/RNG/position state of a checkpoint (tensors and plain Python only)."""
     return torch.load(Path(checkpoint_dir) / "trainer_state.pt", weights_only=True)
@@ -506,6 +636,23 @@ def load_weights(model: nn.Module, checkpoint_dir: str | Path) -> None:
     target = unwrap(model)
     saved = type(target).from_pretrained(checkpoint_dir)
     target.load_state_dict(saved.state_dict())
+
+
+def save_model(out_dir: Path, model: nn.Module, tokenizer=None) -> None:
+    """The finished model (and its tokenizer) in `out_dir`, each file renamed into place."""
+    unwrap(model).save_pretrained(out_dir)
+    if tokenizer is not None:
+        publish_files(out_dir, tokenizer.save_pretrained)
+
+
+def _write_metrics(path: Path, rows: list[dict], append: bool) -> None:
+    """Append rows to metrics.jsonl, or replace it whole (renamed into place)."""
+    lines = "".join(json.dumps(row) + "\n" for row in rows)
+    if append:
+        with open(path, "a") as f:
+            f.write(lines)
+    else:
+        publish_files(path.parent, lambda folder: (folder / path.name).write_text(lines))
 
 
 def read_metrics(path: str | Path) -> list[dict]:
@@ -573,7 +720,9 @@ def train(
     eval_loader: Iterable | None = None,
     callbacks: Sequence[Callable[[list[dict]], object]] = (),
     out_dir: str | Path | None = None,
-    resume: bool = False,
+    resume: bool | str = False,
+    tokenizer=None,
+    run_options: dict | None = None,
 ) -> list[dict]:
     """Train `model` for `config.steps` optimizer steps. Returns the metric history.
 
@@ -581,152 +730,264 @@ def train(
     mlm_accuracy / nsp_accuracy (pretraining) or accuracy (classification), grad_norm,
     tokens_per_s, and eval_* entries at the steps where `eval_loader` was evaluated.
     `callbacks` are called with the history every `log_every` steps (e.g. a live plot).
-    With `out_dir`, the final model, `metrics.jsonl` and checkpoints are written there;
-    `resume=True` continues from its latest checkpoint.
+
+    With `out_dir`, the run owns that directory (a lock: see rundir.py) and writes the final
+    model (with `tokenizer`, if given), `metrics.jsonl` and checkpoints there. Ctrl-C or SIGTERM
+    then writes a checkpoint at the end of the current step and raises `TrainingInterrupted`
+    (a second Ctrl-C stops at once). `resume=True` continues from the newest readable checkpoint,
+    refusing if `run_options` or `config` differ from the saved ones; `resume="with-changes"`
+    accepts the differences (e.g. a lower learning rate on purpose), printing them.
     Raises `TrainingDiverged` if the loss or the gradients stop being finite.
     """
-    rank = dist.get_rank() if dist.is_initialized() else 0
-    world_size = dist.get_world_size() if dist.is_initialized() else 1
-    is_main = rank == 0
-    out_dir = Path(out_dir) if out_dir is not None else None
     if resume and out_dir is None:
         raise ValueError("resume=True needs out_dir: the directory of the run to continue")
-    device = _training_device(config)
-    precision = choose_precision(device, config.precision)
-    if world_size > 1 and not _is_sharded(train_loader):
-        warnings.warn(
-            "distributed training with a loader that is not sharded: every process sees the same "
-            "batches. Build it with bertmini.train.make_loader.",
-            stacklevel=2,
+    if resume not in (False, True, RESUME_WITH_CHANGES):
+        raise ValueError(f"resume must be True, False or {RESUME_WITH_CHANGES!r}, got {resume!r}")
+    with rundir.hold(out_dir), _StopAtStepBoundary(enabled=out_dir is not None) as stop:
+        run = _Run(model, train_loader, config, out_dir, tokenizer, run_options)
+        run.restore(resume)
+        is_main = run.rank == 0
+        hidden = {} if config.progress and is_main else {"disable": True}  # TQDM_DISABLE works
+        bar = tqdm(total=config.steps, initial=run.step, desc="train", dynamic_ncols=True, **hidden)
+
+        def due(every: int | None) -> bool:  # at every `every` steps, and at the last step
+            return run.step == config.steps or bool(every and run.step % every == 0)
+
+        try:
+            while run.step < config.steps:
+                run.train_step()
+                bar.update(1)
+                stopping = stop.requested
+                if due(config.log_every):
+                    run.flush()
+                    bar.set_postfix(_postfix(run.history[-1]), refresh=False)
+                if eval_loader is not None and due(config.eval_every):
+                    run.evaluate(eval_loader)
+                if out_dir is not None and (due(config.checkpoint_every) or stopping):
+                    run.checkpoint()
+                run.write_metrics()
+                if is_main and due(config.log_every):
+                    for callback in callbacks:
+                        callback(run.history)
+                if stopping:
+                    raise TrainingInterrupted(
+                        f"interrupted after step {run.step}; the checkpoint in "
+                        f"{run.last_checkpoint[0]} holds it: continue with resume (--resume)"
+                    )
+            run.flush()
+        finally:
+            bar.close()
+        run.finish()
+    return run.history
+
+
+RESUME_WITH_CHANGES = "with-changes"
+# TrainConfig fields that do not change what is computed: a resume may change them freely.
+NOT_COMPARED = {
+    "log_every",
+    "eval_every",
+    "checkpoint_every",
+    "progress",
+    "device",
+    "compile",
+    "keep_checkpoint",
+}
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped the run at a step boundary, after writing a checkpoint."""
+
+
+class _StopAtStepBoundary:
+    """Ctrl-C / SIGTERM ask the loop to stop after the current step (`requested`); a second
+    Ctrl-C stops at once. Only in the main thread of a single process (torchrun handles its
+    own signals), and only when there is a run directory to checkpoint into."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = (
+            enabled
+            and threading.current_thread() is threading.main_thread()
+            and not dist.is_initialized()
+        )
+        self.requested, self._previous = False, {}
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(
+            f"\n{signal.Signals(signum).name}: stopping after this step, with a checkpoint "
+            "(Ctrl-C again to stop at once)",
+            file=sys.stderr,
         )
 
-    seed_everything(config.seed + rank)
-    model = model.to(device)
-    model.train()
-    optimizer = make_optimizer(model, config)
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    generator = collator_generator(train_loader)
-    step, epoch, batch_index, history = 0, 0, 0, []
-    checkpoint = find_checkpoint(out_dir) if resume else None
-    if resume and checkpoint is None and is_main:
-        print(f"no checkpoint in {out_dir}: starting from step 0")
-    if checkpoint is not None:
-        state = load_trainer_state(checkpoint)
-        load_weights(model, checkpoint)
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
-        step, epoch, batch_index = state["step"], state["epoch"], state["batch_index"]
-        history = list(state["history"])
-    data = ResumableBatches(train_loader, epoch, batch_index)
-    if checkpoint is not None:  # after ResumableBatches skipped the seen batches (that drew)
-        rng_states = state["rng"]
-        set_rng_state(rng_states[rank] if rank < len(rng_states) else rng_states[0], generator)
-    last_checkpoint = (checkpoint, step) if checkpoint is not None else (None, None)
+    def __enter__(self):
+        if self.enabled:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
 
-    train_model = model
-    if world_size > 1:
-        train_model = DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+class _Run:
+    """One training run's moving parts: `train` above reads as the steps of its loop."""
+
+    def __init__(self, model, train_loader, config, out_dir, tokenizer, run_options):
+        self.rank = dist.get_rank() if dist.is_initialized() else 0
+        self.world_size = dist.get_world_size() if dist.is_initialized() else 1
+        self.config, self.loader, self.tokenizer = config, train_loader, tokenizer
+        self.out_dir = Path(out_dir) if out_dir is not None else None
+        compared = {k: v for k, v in asdict(config).items() if k not in NOT_COMPARED}
+        self.options = {**(run_options or {}), **compared}
+        self.device = _training_device(config)
+        self.precision = choose_precision(self.device, config.precision)
+        if self.world_size > 1 and not _is_sharded(train_loader):
+            warnings.warn(
+                "distributed training with a loader that is not sharded: every process sees the "
+                "same batches. Build it with bertmini.train.make_loader.",
+                stacklevel=3,
+            )
+        seed_everything(config.seed + self.rank)
+        self.model = model.to(self.device)
+        model.train()
+        self.optimizer = make_optimizer(model, config)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+        self.generator = collator_generator(train_loader)
+        self.step, self.history, self.pending = 0, [], []
+        self.last_checkpoint: tuple[Path | None, int | None] = (None, None)
+        self.metrics_file = (
+            self.out_dir / "metrics.jsonl" if self.out_dir is not None and self.rank == 0 else None
         )
-    if config.compile:
-        train_model = compile_model(train_model)
 
-    metrics_file = out_dir / "metrics.jsonl" if out_dir is not None and is_main else None
-    if metrics_file is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with open(metrics_file, "w") as f:  # rewrite: drops rows logged after the checkpoint
-            f.writelines(json.dumps(row) + "\n" for row in history)
-    rows_written = len(history)
+    def restore(self, resume: bool | str) -> None:
+        """Start at step 0, or where the newest checkpoint left off (exact resume)."""
+        state = None
+        if resume:
+            checkpoint, state = read_newest_checkpoint(self.out_dir)
+            self._compare_options(state.get("options"), resume == RESUME_WITH_CHANGES)
+            load_weights(self.model, checkpoint)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scaler.load_state_dict(state["scaler"])
+            self.step, self.history = state["step"], list(state["history"])
+            self.last_checkpoint = (checkpoint, self.step)
+        position = (state["epoch"], state["batch_index"]) if state else (0, 0)
+        self.data = ResumableBatches(self.loader, *position)
+        if state:  # after ResumableBatches skipped the seen batches (that drew)
+            rng_states = state["rng"]
+            rng = rng_states[self.rank] if self.rank < len(rng_states) else rng_states[0]
+            set_rng_state(rng, self.generator)
+        self.train_model = self.model
+        if self.world_size > 1:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = DistributedDataParallel(self.model, device_ids=device_ids)
+        if self.config.compile:
+            self.train_model = compile_model(self.train_model)
+        if self.metrics_file is not None:  # rewritten: drops rows logged after the checkpoint
+            _write_metrics(self.metrics_file, self.history, append=False)
+        self.rows_written = len(self.history)
+        self.clock = time.perf_counter()
 
-    pending: list[tuple[int, int, float, dict]] = []  # (step, epoch, lr, device metrics)
-    clock = {"time": time.perf_counter()}
-    scaler_skips_bad_grads = scaler.is_enabled()
+    def _compare_options(self, saved: dict | None, allow_changes: bool) -> None:
+        changed = rundir.differences(saved or {}, self.options)
+        if changed and not allow_changes:
+            raise RunStateError(
+                f"{self.out_dir} was trained with other options ({'; '.join(changed)}): resume "
+                "with the same options, or with --resume-with-changes (resume='with-changes') "
+                "if the change is intended"
+            )
+        if changed and self.rank == 0:
+            print(f"resuming with changed options: {'; '.join(changed)}", file=sys.stderr)
 
-    def flush() -> None:
+    def train_step(self) -> None:
+        """One optimizer step; its metrics stay on the device until `flush`."""
+        config = self.config
+        lr = config.lr * linear_warmup_decay(self.step, config.warmup, config.steps)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        micro_batches = [
+            move_to_device(next(self.data), self.device) for _ in range(config.grad_accum_steps)
+        ]
+        metrics = training_step(
+            self.train_model,
+            micro_batches,
+            self.optimizer,
+            self.scaler,
+            self.precision,
+            config.max_grad_norm,
+        )
+        self.step += 1
+        self.pending.append((self.step, self.data.epoch, lr, metrics))
+
+    def flush(self) -> None:
         """Read the pending steps' metrics from the device (one transfer), check them, log."""
-        if not pending:
+        if not self.pending:
             return
-        keys = list(pending[0][3])
-        values = torch.stack([torch.stack([m[k] for k in keys]) for *_, m in pending]).tolist()
-        elapsed = max(time.perf_counter() - clock["time"], 1e-9)
+        keys = list(self.pending[0][3])
+        values = torch.stack([torch.stack([m[k] for k in keys]) for *_, m in self.pending])
+        values = values.tolist()
+        elapsed = max(time.perf_counter() - self.clock, 1e-9)
         tokens = sum(dict(zip(keys, v, strict=True)).get("tokens", 0.0) for v in values)
         new_rows = []
-        for (row_step, row_epoch, lr, _), row_values in zip(pending, values, strict=True):
+        for (step, epoch, lr, _), row_values in zip(self.pending, values, strict=True):
             sums = dict(zip(keys, row_values, strict=True))
-            row = {"step": row_step, "epoch": row_epoch, "lr": lr, **summarize(sums)}
+            row = {"step": step, "epoch": epoch, "lr": lr, **summarize(sums)}
             row["grad_norm"] = sums["grad_norm"]
-            row["tokens_per_s"] = tokens * world_size / elapsed
+            row["tokens_per_s"] = tokens * self.world_size / elapsed
             new_rows.append(row)
-        pending.clear()
-        clock["time"] = time.perf_counter()
+        self.pending.clear()
+        self.clock = time.perf_counter()
         for row in new_rows:
-            _check_finite(row, scaler_skips_bad_grads, *last_checkpoint)
-        history.extend(new_rows)
+            _check_finite(row, self.scaler.is_enabled(), *self.last_checkpoint)
+        self.history.extend(new_rows)
 
-    # `disable` is only passed to switch the bar off: left unset, TQDM_DISABLE=1 can hide it.
-    hidden = {} if config.progress and is_main else {"disable": True}
-    bar = tqdm(total=config.steps, initial=step, desc="train", dynamic_ncols=True, **hidden)
-    try:
-        while step < config.steps:
-            lr = config.lr * linear_warmup_decay(step, config.warmup, config.steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            micro_batches = [
-                move_to_device(next(data), device) for _ in range(config.grad_accum_steps)
-            ]
-            metrics = training_step(
-                train_model, micro_batches, optimizer, scaler, precision, config.max_grad_norm
-            )
-            step += 1
-            pending.append((step, data.epoch, lr, metrics))
-            bar.update(1)
+    def evaluate(self, eval_loader: Iterable) -> None:
+        self.flush()
+        metrics = _evaluate_quietly(self.model, eval_loader, self.device, self.precision)
+        self.history[-1].update(metrics)
+        self.clock = time.perf_counter()  # evaluation time is not training throughput
 
-            is_last = step == config.steps
-            if step % config.log_every == 0 or is_last:
-                flush()
-                bar.set_postfix(_postfix(history[-1]), refresh=False)
-            eval_now = config.eval_every and step % config.eval_every == 0
-            if eval_loader is not None and (eval_now or is_last):
-                flush()
-                history[-1].update(_evaluate_quietly(model, eval_loader, device, precision))
-                clock["time"] = time.perf_counter()  # evaluation time is not training throughput
-            checkpoint_now = config.checkpoint_every and step % config.checkpoint_every == 0
-            if out_dir is not None and (checkpoint_now or is_last):
-                flush()
-                _check_weights_finite(model, step, *last_checkpoint)
-                rng_states = [get_rng_state(generator)]
-                if world_size > 1:  # each process draws its own dropout masks: keep them all
-                    rng_states = [None] * world_size
-                    dist.all_gather_object(rng_states, get_rng_state(generator))
-                if is_main:
-                    state = {
-                        "step": step,
-                        "epoch": data.epoch,
-                        "batch_index": data.batch_index,
-                        "optimizer": optimizer.state_dict(),
-                        "scaler": scaler.state_dict(),
-                        "rng": rng_states,
-                        "history": history,
-                        "config": asdict(config),
-                    }
-                    save_checkpoint(out_dir, model, state)
-                _barrier()
-                last_checkpoint = (out_dir / CHECKPOINT, step)
-                clock["time"] = time.perf_counter()
-            if metrics_file is not None and len(history) > rows_written:
-                with open(metrics_file, "a") as f:  # after evaluation, which adds to the last row
-                    f.writelines(json.dumps(row) + "\n" for row in history[rows_written:])
-                rows_written = len(history)
-            if is_main and (step % config.log_every == 0 or is_last):
-                for callback in callbacks:
-                    callback(history)
-        flush()
-    finally:
-        bar.close()
-    if out_dir is not None and is_main:
-        unwrap(model).save_pretrained(out_dir)
-    _barrier()
-    return history
+    def checkpoint(self) -> None:
+        """Everything the run's future depends on, into out_dir/checkpoint (atomically)."""
+        self.flush()
+        _check_weights_finite(self.model, self.step, *self.last_checkpoint)
+        rng_states = [get_rng_state(self.generator)]
+        if self.world_size > 1:  # each process draws its own dropout masks: keep them all
+            rng_states = [None] * self.world_size
+            dist.all_gather_object(rng_states, get_rng_state(self.generator))
+        if self.rank == 0:
+            state = {
+                "step": self.step,
+                "epoch": self.data.epoch,
+                "batch_index": self.data.batch_index,
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "rng": rng_states,
+                "history": self.history,
+                "config": asdict(self.config),
+                "options": self.options,
+            }
+            save_checkpoint(self.out_dir, self.model, state, self.tokenizer)
+        _barrier()
+        self.last_checkpoint = (self.out_dir / CHECKPOINT, self.step)
+        self.clock = time.perf_counter()
+
+    def write_metrics(self) -> None:
+        """Append the new rows (after evaluation, which adds to the last row)."""
+        if self.metrics_file is not None and len(self.history) > self.rows_written:
+            _write_metrics(self.metrics_file, self.history[self.rows_written :], append=True)
+            self.rows_written = len(self.history)
+
+    def finish(self) -> None:
+        """The final model (and tokenizer) in out_dir; the checkpoint goes unless kept."""
+        if self.out_dir is not None and self.rank == 0:
+            save_model(self.out_dir, self.model, self.tokenizer)
+            if not self.config.keep_checkpoint:
+                for name in (CHECKPOINT, PREVIOUS, TEMPORARY):
+                    shutil.rmtree(self.out_dir / name, ignore_errors=True)
+        _barrier()
 
 
 def _evaluate_quietly(model, loader, device, precision) -> dict[str, float]:

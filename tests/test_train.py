@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 
 from bertmini import course
 from bertmini.model import BertConfig, BertForPreTraining
+from bertmini.rundir import RunStateError
 from bertmini.train import (
     TrainConfig,
     TrainingDiverged,
@@ -251,10 +252,35 @@ def test_exact_resume_equals_uninterrupted_run_bitwise(tmp_path):
     assert [r["step"] for r in read_metrics(tmp_path / "cut")] == list(range(1, 11))
 
 
-def test_resume_without_checkpoint_starts_from_scratch(tmp_path, capsys):
-    _, history = tiny_run(tmp_path, quick(steps=2), resume=True)
-    assert [r["step"] for r in history] == [1, 2]
-    assert "no checkpoint" in capsys.readouterr().out
+def test_resume_without_checkpoint_refuses_instead_of_restarting(tmp_path):
+    with pytest.raises(RunStateError, match="no checkpoint to resume from"):
+        tiny_run(tmp_path, quick(steps=2), resume=True)
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_resume_falls_back_to_the_previous_checkpoint_when_the_newest_is_unreadable(
+    tmp_path, capsys
+):
+    config = quick(steps=6, checkpoint_every=2)
+    full, _ = tiny_run(tmp_path / "full", config)
+    with pytest.raises(Interrupt):
+        tiny_run(tmp_path / "cut", config, callbacks=[stop_at(4)])
+    newest = tmp_path / "cut" / "checkpoint" / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[:100])  # truncated, as by a full disk
+    resumed, _ = tiny_run(tmp_path / "cut", config, resume=True)
+    assert "resuming from" in capsys.readouterr().err
+    assert all(
+        torch.equal(a, b) for a, b in zip(full.parameters(), resumed.parameters(), strict=True)
+    )
+
+
+def test_resume_refuses_other_options_unless_told(tmp_path):
+    with pytest.raises(Interrupt):
+        tiny_run(tmp_path, quick(steps=4, checkpoint_every=2), callbacks=[stop_at(2)])
+    with pytest.raises(RunStateError, match=r"lr: 0.01 -> 0.5; seed: 0 -> 7"):
+        tiny_run(tmp_path, quick(steps=4, lr=0.5, seed=7), resume=True)
+    _, history = tiny_run(tmp_path, quick(steps=4, lr=1e-3), resume="with-changes")
+    assert [r["step"] for r in history] == [1, 2, 3, 4]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,7 +351,7 @@ def test_sigkill_during_checkpoint_leaves_previous_loadable(tmp_path, phase):
     )
     assert [r["step"] for r in history] == [1, 2, 3]
     assert load_trainer_state(find_checkpoint(tmp_path / "run"))["step"] == 3
-    assert not (tmp_path / "run" / "checkpoint.prev").exists()
+    assert load_trainer_state(tmp_path / "run" / "checkpoint.prev")["step"] == 2  # the fallback
 
 
 def test_interrupted_swap_is_recovered_by_the_next_save(tmp_path):
@@ -337,7 +363,7 @@ def test_interrupted_swap_is_recovered_by_the_next_save(tmp_path):
     save_checkpoint(tmp_path, model, {"step": 2})
     assert find_checkpoint(tmp_path) == tmp_path / "checkpoint"
     assert load_trainer_state(tmp_path / "checkpoint")["step"] == 2
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint", "checkpoint.prev"]
 
 
 # ---------------------------------------------------------------------------------------------
