@@ -11,6 +11,7 @@ three matrices there, are one stacked matrix here.
 
 import json
 import os
+import pickle as pickle_module
 import re
 import tempfile
 from pathlib import Path
@@ -124,22 +125,53 @@ def resolve(name_or_dir: str | os.PathLike) -> Path:
         ) from error
 
 
+class CheckpointError(ValueError):
+    """A checkpoint's files are unreadable, refused or inconsistent (a data error, not a bug)."""
+
+
 def read_checkpoint(directory: Path) -> tuple[dict, dict[str, torch.Tensor]]:
-    """(config dict, Hugging Face-named state dict) from a checkpoint directory."""
+    """(config dict, Hugging Face-named state dict) from a checkpoint directory.
+
+    Raises CheckpointError, naming the file, for a config.json that is not a JSON object and for
+    weights that are truncated, not tensors, or (a .bin pickle) would run code when loaded.
+    """
     config_file = directory / "config.json"
     if not config_file.exists():
         raise FileNotFoundError(
             f"{config_file} is missing: a BERT checkpoint needs its config.json"
         )
-    config = json.loads(config_file.read_text())
-    if (directory / "model.safetensors").exists():
-        weights = load_file(directory / "model.safetensors")
-    elif (directory / "pytorch_model.bin").exists():
-        weights = torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    else:
+    try:
+        config = json.loads(config_file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{config_file} is not valid JSON ({error}): restore it") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(
+            f"{config_file} holds a {type(config).__name__}, not a JSON object of settings"
+        )
+    safetensors, pickle = directory / "model.safetensors", directory / "pytorch_model.bin"
+    if not safetensors.exists() and not pickle.exists():
         raise FileNotFoundError(
             f"no weights in {directory}: expected model.safetensors or pytorch_model.bin"
         )
+    try:
+        if safetensors.exists():
+            weights = load_file(safetensors)
+        else:
+            weights = torch.load(pickle, map_location="cpu", weights_only=True)
+    except pickle_module.UnpicklingError as error:
+        raise CheckpointError(
+            f"{pickle} was refused: it is not a plain file of tensors (it may hold code, which "
+            f"is never run; {str(error).splitlines()[0][:120]}). Use a model.safetensors file"
+        ) from None
+    except Exception as error:  # SafetensorError, EOFError, RuntimeError: truncated or garbage
+        weights_file = safetensors if safetensors.exists() else pickle
+        raise CheckpointError(
+            f"{weights_file} is unreadable ({type(error).__name__}: "
+            f"{' '.join(str(error).split())[:120]}): it is truncated or not a weights file; "
+            "restore it, or train the model again"
+        ) from None
+    if not isinstance(weights, dict) or not all(torch.is_tensor(t) for t in weights.values()):
+        raise CheckpointError(f"{directory}'s weights are not a dictionary of tensors")
     return config, weights
 
 
@@ -155,9 +187,16 @@ def write_checkpoint(directory: Path, config: dict, weights: dict[str, torch.Ten
 def _atomic_write(target: Path, write) -> None:
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     os.close(handle)
+    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; a saved model is for sharing
     try:
         write(temporary)
         os.replace(temporary, target)  # atomic on POSIX: readers see the old file or the new one
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask

@@ -22,6 +22,7 @@ Parameter and config names follow Hugging Face's `config.json`, so real checkpoi
 are (see hub.py for the weight names).
 """
 
+import difflib
 import json
 import warnings
 from dataclasses import asdict, dataclass, fields
@@ -38,6 +39,7 @@ from .positional import SinusoidalPositions, learned_positions
 from .transformer import EncoderLayer
 
 IGNORE_INDEX = -100  # label value of positions that are not predicted (PyTorch's default)
+HEAD_PREFIXES = ("mlm.", "nsp.", "classifier.")  # task heads: one model's may be unused by another
 
 
 @dataclass
@@ -72,8 +74,27 @@ class BertConfig:
     }
 
     def __post_init__(self):
-        if self.num_hidden_layers < 1:
-            raise ValueError(f"num_hidden_layers must be >= 1, got {self.num_hidden_layers}")
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "type_vocab_size",
+            "num_labels",
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+        for name in ("layer_norm_eps", "initializer_range"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a number > 0, got {value!r}")
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads "
@@ -184,9 +205,19 @@ class PreTrainedModel(nn.Module):
         Heads that the checkpoint lacks start from random weights, with a warning; what was
         missing or left over is kept in `model.loading_info`.
         """
+        known = {f.name for f in fields(BertConfig)}
+        if unknown := sorted(set(config_overrides) - known):
+            hints = [difflib.get_close_matches(name, known, n=1) for name in unknown]
+            raise TypeError(
+                f"from_pretrained() got unknown config options {unknown}"
+                + "".join(f" (did you mean {hint[0]!r}?)" for hint in hints if hint)
+            )
         directory = hub.resolve(name_or_dir)
         config_dict, hf_weights = hub.read_checkpoint(directory)
-        config = BertConfig.from_dict({**config_dict, **config_overrides})
+        try:
+            config = BertConfig.from_dict({**config_dict, **config_overrides})
+        except (TypeError, ValueError) as error:
+            raise hub.CheckpointError(f"{directory / 'config.json'}: {error}") from None
         model = cls(config)
         weights, _ = hub.from_hf(hf_weights)
         weights = model._from_checkpoint_prefixes(weights)
@@ -210,13 +241,26 @@ class PreTrainedModel(nn.Module):
         expected = self.state_dict()
         for name, tensor in weights.items():
             if name in expected and expected[name].shape != tensor.shape:
-                raise ValueError(
+                raise hub.CheckpointError(
                     f"checkpoint {source}: '{name}' has shape {tuple(tensor.shape)}, but this "
                     f"config expects {tuple(expected[name].shape)}. The checkpoint was made with "
                     "another config: load it with that config (its config.json), not this one."
                 )
+            if name in expected and not tensor.isfinite().all():
+                raise hub.CheckpointError(
+                    f"checkpoint {source}: '{name}' holds NaN or infinite values; the model "
+                    "it was saved from had diverged: use an earlier checkpoint"
+                )
         result = self.load_state_dict(weights, strict=False)
         missing = [name for name in result.missing_keys if not self._is_tied(name)]
+        # Another model's head (mlm., nsp., classifier.) is fine to leave unused; anything else
+        # unknown means the checkpoint is not the architecture this config describes.
+        foreign = [n for n in result.unexpected_keys if not n.startswith(HEAD_PREFIXES)]
+        if foreign:
+            raise hub.CheckpointError(
+                f"checkpoint {source} has {len(foreign)} tensors this {type(self).__name__} does "
+                f"not know (e.g. {foreign[:3]}): it was saved from another architecture"
+            )
         self.loading_info = {"missing_keys": missing, "unexpected_keys": result.unexpected_keys}
         if missing:
             warnings.warn(
@@ -257,6 +301,11 @@ class PreTrainedModel(nn.Module):
             hint = " (add a batch dimension: input_ids[None])" if input_ids.dim() == 1 else ""
             raise ValueError(
                 f"input_ids must have shape (batch, seq), got {tuple(input_ids.shape)}{hint}"
+            )
+        if input_ids.numel() == 0:
+            raise ValueError(
+                f"empty batch: input_ids has shape {tuple(input_ids.shape)}; give at least one "
+                "example of at least one token"
             )
         if input_ids.dtype not in (torch.int64, torch.int32):
             raise TypeError(f"input_ids must be int64 token ids, got {input_ids.dtype}")

@@ -228,7 +228,7 @@ def test_positions_to_compute_are_cls_then_the_labelled_ones_in_order():
 
 
 def test_a_model_needs_at_least_one_layer():
-    with pytest.raises(ValueError, match="num_hidden_layers must be >= 1"):
+    with pytest.raises(ValueError, match="num_hidden_layers must be an integer >= 1"):
         BertConfig(**{**SMALL, "num_hidden_layers": 0})
 
 
