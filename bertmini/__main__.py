@@ -19,49 +19,109 @@ The commands are thin wrappers over `pretrain()`, `finetune()` and `fill_mask()`
 
 import argparse
 import json
+import math
 import sys
+import traceback
 
 import torch
 
 from .course import PRECISIONS, get_profile
-from .recipes import EMBEDDED_TASK, _model_dir, fill_mask, finetune, load_documents, pretrain
+from .recipes import (
+    EMBEDDED_TASK,
+    _model_dir,
+    check_vocabulary,
+    fill_mask,
+    finetune,
+    load_documents,
+    pretrain,
+)
+
+USAGE, DATA = 2, 3  # exit statuses: a wrong option; bad data or a run directory's state
 
 # ---------------------------------------------------------------------------------------------
 # Argument parsing
 # ---------------------------------------------------------------------------------------------
 
 
+def at_least(minimum: int):
+    """argparse type: an integer >= minimum (0 is an error where 0 makes no sense)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def number(low: float, high: float | None = None, low_included: bool = False):
+    """argparse type: a finite float in (low, high] (or [low, ...) with low_included)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        above = value >= low if low_included else value > low
+        if not math.isfinite(value) or not above or (high is not None and value > high):
+            bracket = "[" if low_included else "("
+            upper = f"{high}]" if high is not None else "inf)"
+            raise argparse.ArgumentTypeError(f"must be in {bracket}{low}, {upper}, got {text}")
+        return value
+
+    return parse
+
+
+def seed(text: str) -> int:
+    """argparse type: a seed, an integer in [0, 2**63)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must be in [0, 2**63), got {text}")
+    return value
+
+
 def _add_training_options(parser: argparse.ArgumentParser, steps_help: str) -> None:
     """Options every training command shares (they fill TrainConfig)."""
     group = parser.add_argument_group("training")
-    group.add_argument("--steps", type=int, help=steps_help)
+    group.add_argument("--steps", type=at_least(1), help=steps_help + "; >= 1")
     group.add_argument(
         "--batch-size",
-        type=int,
-        help="examples per optimizer step, over all processes (default: the profile's)",
+        type=at_least(1),
+        help="examples per optimizer step, over all processes, >= 1 (default: the profile's)",
     )
-    group.add_argument("--lr", type=float, help="peak learning rate (default: the profile's)")
     group.add_argument(
-        "--warmup-steps", type=int, help="steps of linear warmup (default: 10%% of --steps)"
+        "--lr", type=number(0), help="peak learning rate, > 0 (default: the profile's)"
+    )
+    group.add_argument(
+        "--warmup-steps",
+        type=at_least(0),
+        help="steps of linear warmup, 0..--steps (default: 10%% of --steps)",
     )
     group.add_argument(
         "--weight-decay",
-        type=float,
+        type=number(0, low_included=True),
         default=0.01,
-        help="AdamW weight decay on weight matrices (default: %(default)s)",
+        help="AdamW weight decay on weight matrices, >= 0 (default: %(default)s)",
     )
     group.add_argument(
         "--max-grad-norm",
-        type=float,
+        type=number(0),
         default=1.0,
-        help="clip the gradient norm to this (default: %(default)s)",
+        help="clip the gradient norm to this, > 0 (default: %(default)s)",
     )
     group.add_argument(
         "--grad-accum",
-        type=int,
+        type=at_least(1),
         default=1,
         help="micro-batches per optimizer "
-        "step: the same batch in less memory (default: %(default)s)",
+        "step: the same batch in less memory, >= 1 (default: %(default)s)",
     )
     group.add_argument(
         "--precision",
@@ -78,23 +138,43 @@ def _add_training_options(parser: argparse.ArgumentParser, steps_help: str) -> N
         action="store_true",
         help="torch.compile the model (faster on a GPU after a warm-up)",
     )
-    group.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    group.add_argument(
+        "--seed", type=seed, default=0, help="random seed, 0..2**63-1 (default: %(default)s)"
+    )
     group.add_argument(
         "--log-every",
-        type=int,
+        type=at_least(1),
         default=10,
-        help="steps between metric reads and progress updates (default: %(default)s)",
+        help="steps between metric reads and progress updates, >= 1 (default: %(default)s)",
     )
     group.add_argument(
         "--checkpoint-every",
-        type=int,
+        type=at_least(1),
         default=200,
-        help="steps between checkpoints in OUT/checkpoint (default: %(default)s)",
+        help="steps between checkpoints in OUT/checkpoint, >= 1; Ctrl-C also writes one "
+        "(default: %(default)s)",
     )
     group.add_argument(
         "--resume",
         action="store_true",
-        help="continue exactly from the checkpoint in --out (same options)",
+        help="continue exactly from the checkpoint in --out (refused if the options differ)",
+    )
+    group.add_argument(
+        "--resume-with-changes",
+        action="store_true",
+        help="continue from the checkpoint in --out with the options given here, where they "
+        "differ from the saved ones (e.g. a lower --lr on purpose)",
+    )
+    group.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run already in --out (without it, such an --out is refused)",
+    )
+    group.add_argument(
+        "--keep-optimizer",
+        action="store_true",
+        help="keep OUT/checkpoint (optimizer state, about twice the model) when the run "
+        "finishes, to continue it later with --resume; by default only the model is kept",
     )
     group.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -112,14 +192,31 @@ def _train_options(args) -> dict:
         log_every=args.log_every,
         checkpoint_every=args.checkpoint_every,
         progress=not args.no_progress,
+        keep_checkpoint=args.keep_optimizer,
     )
 
 
+def _resume(args) -> bool | str:
+    if args.overwrite and (args.resume or args.resume_with_changes):
+        raise ValueError("--overwrite replaces the run that --resume continues: choose one")
+    return "with-changes" if args.resume_with_changes else args.resume
+
+
+class OneLineErrors(argparse.ArgumentParser):
+    """Usage errors as one line that names the option (the usage is in --help), exit status 2."""
+
+    def error(self, message: str):
+        name = self.prog.removeprefix("python -m ")
+        self.exit(USAGE, f"{name}: error: {message} (see --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrors(
         prog="python -m bertmini",
         description="Pretrain, fine-tune, evaluate and query small BERTs. "
-        "Sizes default to the profile: BERTMINI_PROFILE=ci|cpu|gpu.",
+        "Sizes default to the profile: BERTMINI_PROFILE=ci|cpu|gpu. An error ends with one "
+        "line (exit status 2: a wrong option, 3: bad data or run directory); add --debug to "
+        "any command to see its traceback.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -149,28 +246,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="directory (or vocab.txt) of a WordPiece vocabulary; default: train one on the corpus",
     )
     p.add_argument(
-        "--vocab-size", type=int, help="size of the vocabulary to train (default: the profile's)"
+        "--vocab-size",
+        type=at_least(100),
+        help="size of the vocabulary to train, >= 100 (default: the profile's)",
     )
     p.add_argument(
         "--num-documents",
-        type=int,
-        help="documents of the embedded corpus (default: the profile's)",
+        type=at_least(2),
+        help="documents of the embedded corpus, >= 2 (default: the profile's)",
     )
     p.add_argument(
         "--max-seq-len",
-        type=int,
-        help="tokens per example, [CLS] A [SEP] B [SEP] (default: the profile's)",
+        type=at_least(8),
+        help="tokens per example, [CLS] A [SEP] B [SEP], >= 8 (default: the profile's)",
     )
     p.add_argument(
         "--mlm-probability",
-        type=float,
+        type=number(0, 0.99),
         default=0.15,
-        help="share of tokens to predict (default: %(default)s)",
+        help="share of tokens to predict, in (0, 0.99] (default: %(default)s)",
     )
     p.add_argument("--whole-word", action="store_true", help="mask whole words, not pieces")
     p.add_argument(
         "--dupe-factor",
-        type=int,
+        type=at_least(1),
         help="build the NSP pairs this many times over the corpus, with other splits and "
         "random sentences each time, so a small corpus is not memorised (default: the profile's)",
     )
@@ -206,8 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-seq-len",
-        type=int,
-        help="longest example in tokens (default: the profile's)",
+        type=at_least(8),
+        help="longest example in tokens, >= 8 (default: the profile's)",
     )
     p.add_argument("--out", default="runs/finetune", help="run directory (default: %(default)s)")
     _add_training_options(p, "optimizer steps (default: the profile's)")
@@ -225,11 +324,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--task", default=EMBEDDED_TASK, help="task for a classifier (default: %(default)s)"
     )
-    p.add_argument("--max-seq-len", type=int, help="tokens per example (default: the profile's)")
     p.add_argument(
-        "--batch-size", type=int, default=32, help="examples per batch (default: %(default)s)"
+        "--max-seq-len", type=at_least(8), help="tokens per example, >= 8 (default: the profile's)"
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the masking (default: %(default)s)")
+    p.add_argument(
+        "--batch-size",
+        type=at_least(1),
+        default=32,
+        help="examples per batch, >= 1 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed",
+        type=seed,
+        default=0,
+        help="seed of the masking, 0..2**63-1 (default: %(default)s)",
+    )
 
     p = commands.add_parser(
         "fill-mask",
@@ -244,7 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="model directory with config.json, model.safetensors and vocab.txt",
     )
     p.add_argument(
-        "--top-k", type=int, default=5, help="predictions per mask (default: %(default)s)"
+        "--top-k",
+        type=at_least(1),
+        default=5,
+        help="predictions per mask, 1..vocabulary size (default: %(default)s)",
     )
 
     p = commands.add_parser(
@@ -305,7 +417,8 @@ def _run(args) -> None:
             whole_word=args.whole_word,
             mlm_probability=args.mlm_probability,
             dupe_factor=args.dupe_factor,
-            resume=args.resume,
+            resume=_resume(args),
+            overwrite=args.overwrite,
             **_train_options(args),
         )
         last = {k: v for k, v in history[-1].items() if "loss" in k or "accuracy" in k}
@@ -321,7 +434,8 @@ def _run(args) -> None:
             steps=args.steps,
             batch_size=args.batch_size,
             lr=args.lr,
-            resume=args.resume,
+            resume=_resume(args),
+            overwrite=args.overwrite,
             **_train_options(args),
         )
         for split, metrics in results.items():
@@ -340,6 +454,7 @@ def _run(args) -> None:
             )
         model_dir = _model_dir(args.model)
         tokenizer = Tokenizer.from_pretrained(model_dir)
+        check_vocabulary(tokenizer, model_dir)
         model = BertForPreTraining.from_pretrained(model_dir)
         for i, predictions in enumerate(fill_mask(args.text, model, tokenizer, args.top_k), 1):
             print(f"[MASK] {i}: " + "  ".join(f"{t} ({p:.3f})" for t, p in predictions))
@@ -348,6 +463,7 @@ def _run(args) -> None:
             raise ValueError("the benchmark (bertmini.bench) is not available in this install")
         from . import bench
 
+        _check_bench_options(args)
         bench.run(args)  # prints its own table
     elif args.command == "demo":
         from . import demo
@@ -375,6 +491,7 @@ def evaluate_model(args) -> dict[str, dict[str, float]]:
 
     model_dir = _model_dir(args.model)
     tokenizer = Tokenizer.from_pretrained(model_dir, fast=True)
+    check_vocabulary(tokenizer, model_dir)
     config = json.loads((model_dir / "config.json").read_text())
     profile = get_profile()
     if "BertForSequenceClassification" in config.get("architectures", []):
@@ -398,22 +515,55 @@ def evaluate_model(args) -> dict[str, dict[str, float]]:
     return {"validation": evaluate(model, loader)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of `python -m bertmini` and the `bertmini` script. Returns the exit status."""
-    from .train import TrainingDiverged
+def _check_bench_options(args) -> None:
+    for name in ("vocab_size", "seq", "batch", "steps", "threads", "peak_tflops"):
+        value = getattr(args, name, None)
+        if value is not None and not value > 0:
+            option = "--" + name.replace("_", "-")
+            raise ValueError(f"{option} must be > 0, got {value}")
+    if getattr(args, "warmup", None) is not None and args.warmup < 0:
+        raise ValueError(f"--warmup must be >= 0, got {args.warmup}")
 
-    args = build_parser().parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `python -m bertmini` and the `bertmini` script. Returns the exit status.
+
+    Every error ends as one line saying what to do: status 2 for a usage error, 3 for bad data
+    or state (unreadable files, corrupt checkpoints, a busy or occupied run directory), 1 for
+    anything unforeseen. `--debug` shows the traceback instead.
+    """
+    from .hub import CheckpointError
+    from .rundir import RunStateError
+    from .train import TrainingDiverged, TrainingInterrupted
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    try:
+        args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    except SystemExit as exit:  # --help (0), or a usage error, already printed (2)
+        return exit.code
     try:
         _run(args)
-    except TrainingDiverged as error:
-        print(f"bertmini {args.command}: training stopped: {error}", file=sys.stderr)
-        return 3
-    except (ValueError, TypeError, OSError, KeyError) as error:
-        message = " ".join(str(error).split())  # one line, whatever the source
-        print(f"bertmini {args.command}: error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"bertmini {args.command}: interrupted (resume with --resume)", file=sys.stderr)
+    except Exception as error:
+        if debug:
+            traceback.print_exc()
+        message = " ".join(str(error).split()) or type(error).__name__  # one line
+        if isinstance(error, TrainingDiverged):
+            status, message = DATA, f"training stopped: {message}"
+        elif isinstance(error, (CheckpointError, RunStateError, OSError, UnicodeError)):
+            status, message = DATA, f"error: {message}"
+        elif isinstance(error, (ValueError, TypeError, KeyError)):
+            status, message = USAGE, f"error: {message}"
+        else:
+            status = 1
+            message = f"unexpected error: {type(error).__name__}: {message} (--debug shows where)"
+        print(f"bertmini {args.command}: {message}", file=sys.stderr)
+        return status
+    except KeyboardInterrupt as interrupt:
+        if isinstance(interrupt, TrainingInterrupted):
+            print(f"bertmini {args.command}: {interrupt}", file=sys.stderr)
+        else:
+            print(f"bertmini {args.command}: interrupted", file=sys.stderr)
         return 130
     return 0
 

@@ -571,8 +571,13 @@ class BertForSequenceClassification(PreTrainedModel):
 
 
 def load_config(directory: str | Path) -> BertConfig:
-    """The BertConfig of a saved model directory."""
-    return BertConfig.from_dict(json.loads((Path(directory) / "config.json").read_text()))
+    """The BertConfig of a saved model directory (CheckpointError if its values are bad)."""
+    config_file = Path(directory) / "config.json"
+    try:
+        values = json.loads(config_file.read_text())
+        return BertConfig.from_dict(values)
+    except (ValueError, TypeError, AttributeError) as error:  # bad JSON, a list, a bad value
+        raise hub.CheckpointError(f"{config_file}: {error}") from None
 
 
 def compile_model(model: nn.Module) -> nn.Module:

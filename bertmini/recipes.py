@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from . import rundir
 from .course import get_profile
 
 EMBEDDED_TASK = "embedded-sentiment"
@@ -37,15 +38,18 @@ def load_documents(corpus: str, split: str, num_documents: int, seed: int = 0) -
 def get_tokenizer(
     tokenizer_dir, out_dir, documents: list[list[str]], vocab_size: int, resume: bool = False
 ):
-    """The tokenizer of `tokenizer_dir`, else the one a resumed run saved in `out_dir`, else a
-    WordPiece vocabulary trained on `documents` (saved into `out_dir` before training starts).
-    A new run (resume=False) never reuses a vocabulary left in `out_dir` by an earlier run."""
+    """The vocabulary a resumed run saved in its checkpoint, else the tokenizer of
+    `tokenizer_dir`, else a WordPiece vocabulary trained on `documents`. A new run
+    (resume=False) never reuses a vocabulary left in `out_dir` by an earlier run."""
     from .tokenizer import Tokenizer
+    from .train import read_newest_checkpoint
 
+    if resume:
+        checkpoint, _ = read_newest_checkpoint(out_dir)
+        saved = checkpoint if (checkpoint / "vocab.txt").is_file() else Path(out_dir)
+        return Tokenizer.from_pretrained(saved, fast=True)  # older checkpoints: out_dir's
     if tokenizer_dir is not None:
         return Tokenizer.from_pretrained(tokenizer_dir, fast=True)
-    if resume and out_dir is not None and (Path(out_dir) / "vocab.txt").is_file():
-        return Tokenizer.from_pretrained(out_dir, fast=True)
     texts = [sentence for document in documents for sentence in document]
     return Tokenizer.train(texts, vocab_size, fast=True)
 
@@ -97,7 +101,8 @@ def pretrain(
     whole_word: bool = False,
     mlm_probability: float = 0.15,
     dupe_factor: int | None = None,
-    resume: bool = False,
+    resume: bool | str = False,
+    overwrite: bool = True,
     callbacks=(),
     model_options: dict | None = None,
     profile=None,
@@ -111,6 +116,8 @@ def pretrain(
     Writes the model, its tokenizer, metrics.jsonl and checkpoint/ into `out`.
     Returns (model, tokenizer, history). `model_options` go to BertConfig (e.g.
     pre_layer_norm=True), `train_options` to TrainConfig (seed, precision...).
+    `resume`: continue the run in `out` (see `train`); `overwrite=False` refuses an `out` that
+    already holds a run (the CLI's default), True replaces it.
     """
     from .data.pretraining import PretrainingCollator, PretrainingDataset, check_dupe_factor
     from .model import BertConfig, BertForPreTraining
@@ -129,14 +136,33 @@ def pretrain(
     micro_batch = per_process_batch(batch_size, config.grad_accum_steps)
     dupe_factor = profile.dupe_factor if dupe_factor is None else dupe_factor
     check_dupe_factor(dupe_factor)
-    max_seq_len = max_seq_len or profile.max_seq_len
-    documents = load_documents(corpus, "train", num_documents or profile.num_documents, seed)
+    max_seq_len = profile.max_seq_len if max_seq_len is None else max_seq_len
+    num_documents = profile.num_documents if num_documents is None else num_documents
+    vocab_size = profile.vocab_size if vocab_size is None else vocab_size
+    check_at_least(max_seq_len=(max_seq_len, 8), vocab_size=(vocab_size, 100))
+    check_at_least(num_documents=(num_documents, 2), mlm_probability=(mlm_probability, 0))
+    if not mlm_probability < 1:
+        raise ValueError(f"--mlm-probability must be in (0, 1), got {mlm_probability}")
+    run_options = dict(
+        corpus=corpus,
+        preset=preset or profile.preset,
+        tokenizer=tokenizer,
+        vocab_size=vocab_size,
+        num_documents=num_documents,
+        max_seq_len=max_seq_len,
+        batch_size=batch_size,
+        nsp=nsp,
+        whole_word=whole_word,
+        mlm_probability=mlm_probability,
+        dupe_factor=dupe_factor,
+        model_options=profile.model_options if model_options is None else model_options,
+    )
+    rundir.check(out, resume, overwrite)  # busy, or a run to keep: say so before any work
+    documents = load_documents(corpus, "train", num_documents, seed)
     if not documents:
         raise ValueError(f"corpus {corpus!r} has no training documents")
-    tok = get_tokenizer(tokenizer, out, documents, vocab_size or profile.vocab_size, resume)
-    if rank == 0:
-        tok.save_pretrained(out)  # beside the model, for fill-mask and fine-tuning
-    validation = load_documents(corpus, "validation", num_documents or profile.num_documents, seed)
+    tok = get_tokenizer(tokenizer, out, documents, vocab_size, resume)
+    validation = load_documents(corpus, "validation", num_documents, seed)
 
     collator = PretrainingCollator(
         tok, mlm_probability, whole_word, generator=torch.Generator().manual_seed(seed + rank)
@@ -167,11 +193,15 @@ def pretrain(
         )
 
     torch.manual_seed(seed)
-    if model_options is None:
-        model_options = profile.model_options
-    model_config = BertConfig.preset(preset or profile.preset, vocab_size=len(tok), **model_options)
+    model_config = BertConfig.preset(
+        run_options["preset"], vocab_size=len(tok), **run_options["model_options"]
+    )
     model = BertForPreTraining(model_config)
-    history = train(model, loader, config, eval_loader, callbacks, out_dir=out, resume=resume)
+    with rundir.hold(out if rank == 0 else None):
+        rundir.claim(out, resume, overwrite)
+        history = train(
+            model, loader, config, eval_loader, callbacks, out, resume, tok, run_options
+        )
     return model, tok, history
 
 
@@ -184,7 +214,8 @@ def finetune(
     steps: int | None = None,
     batch_size: int | None = None,
     lr: float | None = None,
-    resume: bool = False,
+    resume: bool | str = False,
+    overwrite: bool = True,
     callbacks=(),
     profile=None,
     **train_options,
@@ -205,7 +236,15 @@ def finetune(
     profile = get_profile(profile)
     setup_distributed()
     model_dir = _model_dir(model)
+    if out is not None and Path(out).resolve() == model_dir.resolve():
+        raise ValueError(
+            f"--out {out} is the --model directory: fine-tuning there would replace the "
+            "pretrained model; choose another --out"
+        )
+    if out is not None:
+        rundir.check(out, resume, overwrite)
     tok = Tokenizer.from_pretrained(model_dir, fast=True)
+    check_vocabulary(tok, model_dir)
     splits = load_task(task)
     if "train" not in splits:
         raise ValueError(f"task {task!r} has no train split")
@@ -241,21 +280,32 @@ def finetune(
             classifier = BertForSequenceClassification.from_pretrained(
                 model_dir, num_labels=num_labels
             )
+        check_only_head_is_new(classifier, model_dir)
     if classifier.config.num_labels != num_labels:
         raise ValueError(
             f"the model has {classifier.config.num_labels} labels, the task {num_labels}"
         )
-    history = train(
-        classifier,
-        loader,
-        config,
-        eval_loaders.get("validation"),
-        callbacks,
-        out_dir=out,
-        resume=resume,
+    run_options = dict(
+        model=str(model),
+        task=task,
+        from_scratch=from_scratch,
+        max_seq_len=max_seq_len,
+        batch_size=batch_size,
     )
-    if out is not None:
-        tok.save_pretrained(out)
+    with rundir.hold(out):
+        if out is not None:
+            rundir.claim(out, resume, overwrite)
+        history = train(
+            classifier,
+            loader,
+            config,
+            eval_loaders.get("validation"),
+            callbacks,
+            out,
+            resume,
+            tok,
+            run_options,
+        )
     results = {
         split: evaluate(classifier, split_loader) for split, split_loader in eval_loaders.items()
     }
@@ -269,6 +319,10 @@ def fill_mask(text: str, model, tokenizer, top_k: int = 5) -> list[list[tuple[st
             f"the text must contain at least one [MASK], got {text!r}; "
             'e.g. "the [MASK] sat on the mat"'
         )
+    if not isinstance(top_k, int) or not 1 <= top_k <= len(tokenizer):
+        raise ValueError(
+            f"--top-k must be between 1 and the vocabulary size {len(tokenizer)}, got {top_k!r}"
+        )
     ids = torch.tensor([tokenizer.encode(text)])  # (1, seq)
     model.eval()
     with torch.no_grad():
@@ -280,6 +334,44 @@ def fill_mask(text: str, model, tokenizer, top_k: int = 5) -> list[list[tuple[st
         tokens = tokenizer.convert_ids_to_tokens(token_ids.tolist())
         predictions.append(list(zip(tokens, probabilities.tolist(), strict=True)))
     return predictions
+
+
+def check_at_least(**values_and_minimums) -> None:
+    """check_at_least(max_seq_len=(value, 8)): a clear error for a value below its minimum."""
+    for name, (value, minimum) in values_and_minimums.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+            option = "--" + name.replace("_", "-")
+            raise ValueError(f"{option} must be a number >= {minimum}, got {value!r}")
+
+
+def check_vocabulary(tokenizer, model_dir: Path) -> None:
+    """The model's vocab.txt and its config must agree on the vocabulary's size."""
+    from .model import load_config
+
+    vocab_size = load_config(model_dir).vocab_size
+    if len(tokenizer) != vocab_size:
+        from .hub import CheckpointError
+
+        raise CheckpointError(
+            f"{model_dir}/vocab.txt has {len(tokenizer)} tokens but the model's config.json "
+            f"says {vocab_size}: they come from different runs; restore the model's own vocab.txt"
+        )
+
+
+def check_only_head_is_new(classifier, model_dir: Path) -> None:
+    """Fine-tuning may start the classifier (and pooler) from random weights, never the encoder."""
+    missing = [
+        name
+        for name in classifier.loading_info["missing_keys"]
+        if not name.startswith(("classifier.", "bert.pooler."))
+    ]
+    if missing:
+        from .hub import CheckpointError
+
+        raise CheckpointError(
+            f"{model_dir} lacks {len(missing)} encoder weights (e.g. {missing[:3]}): it is not "
+            "a complete pretrained BERT; use --from-scratch to train this shape from random"
+        )
 
 
 def _model_dir(model) -> Path:

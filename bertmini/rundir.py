@@ -71,10 +71,7 @@ def hold(directory: str | Path | None) -> Iterator[None]:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(descriptor)
-        raise RunStateError(
-            f"{directory} is in use by another run (PID {_owner(directory)}): wait for it to "
-            "finish, stop it, or choose another --out"
-        ) from None
+        raise _busy(directory) from None
     (directory / PID_FILE).write_text(str(os.getpid()))
     _held[directory] = (descriptor, 1)
     try:
@@ -87,11 +84,15 @@ def hold(directory: str | Path | None) -> Iterator[None]:
         os.close(descriptor)  # releases the lock
 
 
-def _owner(directory: Path) -> str:
+def _busy(directory: Path) -> RunStateError:
     try:
-        return (directory / PID_FILE).read_text().strip() or "unknown"
+        owner = (directory / PID_FILE).read_text().strip() or "unknown"
     except OSError:
-        return "unknown"
+        owner = "unknown"
+    return RunStateError(
+        f"{directory} is in use by another run (PID {owner}): wait for it to finish, stop it, "
+        "or choose another --out"
+    )
 
 
 def holds_a_run(directory: str | Path) -> bool:
@@ -99,22 +100,39 @@ def holds_a_run(directory: str | Path) -> bool:
     return any((Path(directory) / name).exists() for name in RUN_FILES)
 
 
+def check(directory: str | Path, resume: bool, overwrite: bool) -> None:
+    """Refuse early, writing nothing, what `hold` and `claim` would refuse later."""
+    directory = Path(directory).resolve()
+    if not directory.is_dir() or directory in _held or int(os.environ.get("RANK", "0")) != 0:
+        return
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise _busy(directory) from None
+    finally:
+        os.close(descriptor)
+    if not resume and not overwrite and holds_a_run(directory):
+        raise RunStateError(_HOLDS_A_RUN.format(directory=directory))
+
+
+_HOLDS_A_RUN = (
+    "{directory} already holds a run (model, metrics or checkpoint): continue it with "
+    "--resume, replace it with --overwrite, or choose another --out"
+)
+
+
 def claim(directory: str | Path, resume: bool, overwrite: bool) -> None:
     """Make `directory` ready for a run: refuse to silently replace an earlier one.
 
     resume: the earlier run is to be continued (train() checks its checkpoint).
-    overwrite: the earlier run is to be replaced: its files are removed now.
+    overwrite (when not resuming): the earlier run is to be replaced: its files are removed now.
     """
     directory = Path(directory)
-    if resume and overwrite:
-        raise ValueError("--resume and --overwrite contradict each other: choose one")
     if resume or not holds_a_run(directory):
         return
     if not overwrite:
-        raise RunStateError(
-            f"{directory} already holds a run (model, metrics or checkpoint): continue it with "
-            "--resume, replace it with --overwrite, or choose another --out"
-        )
+        raise RunStateError(_HOLDS_A_RUN.format(directory=directory))
     for name in RUN_FILES:
         path = directory / name
         if path.is_dir():
