@@ -68,9 +68,10 @@ def number(low: float, high: float | None = None, low_included: bool = False):
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
         above = value >= low if low_included else value > low
         if not math.isfinite(value) or not above or (high is not None and value > high):
-            bracket = "[" if low_included else "("
-            upper = f"{high}]" if high is not None else "inf)"
-            raise argparse.ArgumentTypeError(f"must be in {bracket}{low}, {upper}, got {text}")
+            bound = f"{'>=' if low_included else '>'} {low}"
+            if high is not None:
+                bound = f"in {'[' if low_included else '('}{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
         return value
 
     return parse

@@ -129,6 +129,19 @@ class CheckpointError(ValueError):
     """A checkpoint's files are unreadable, refused or inconsistent (a data error, not a bug)."""
 
 
+def read_config(config_file: Path) -> dict:
+    """The settings in a config.json (CheckpointError if it is not a JSON object)."""
+    try:
+        config = json.loads(config_file.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{config_file} is not valid JSON ({error}): restore it") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(
+            f"{config_file} holds a JSON {type(config).__name__}, not an object of settings"
+        )
+    return config
+
+
 def read_checkpoint(directory: Path) -> tuple[dict, dict[str, torch.Tensor]]:
     """(config dict, Hugging Face-named state dict) from a checkpoint directory.
 
@@ -140,14 +153,7 @@ def read_checkpoint(directory: Path) -> tuple[dict, dict[str, torch.Tensor]]:
         raise FileNotFoundError(
             f"{config_file} is missing: a BERT checkpoint needs its config.json"
         )
-    try:
-        config = json.loads(config_file.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{config_file} is not valid JSON ({error}): restore it") from None
-    if not isinstance(config, dict):
-        raise CheckpointError(
-            f"{config_file} holds a {type(config).__name__}, not a JSON object of settings"
-        )
+    config = read_config(config_file)
     safetensors, pickle = directory / "model.safetensors", directory / "pytorch_model.bin"
     if not safetensors.exists() and not pickle.exists():
         raise FileNotFoundError(
@@ -187,9 +193,9 @@ def write_checkpoint(directory: Path, config: dict, weights: dict[str, torch.Ten
 def _atomic_write(target: Path, write) -> None:
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     os.close(handle)
-    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; a saved model is for sharing
     try:
         write(temporary)
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; a model is for sharing
         os.replace(temporary, target)  # atomic on POSIX: readers see the old file or the new one
     finally:
         if os.path.exists(temporary):

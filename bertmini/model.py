@@ -23,7 +23,6 @@ are (see hub.py for the weight names).
 """
 
 import difflib
-import json
 import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -573,10 +572,10 @@ class BertForSequenceClassification(PreTrainedModel):
 def load_config(directory: str | Path) -> BertConfig:
     """The BertConfig of a saved model directory (CheckpointError if its values are bad)."""
     config_file = Path(directory) / "config.json"
+    values = hub.read_config(config_file)
     try:
-        values = json.loads(config_file.read_text())
         return BertConfig.from_dict(values)
-    except (ValueError, TypeError, AttributeError) as error:  # bad JSON, a list, a bad value
+    except (ValueError, TypeError) as error:
         raise hub.CheckpointError(f"{config_file}: {error}") from None
 
 

@@ -73,6 +73,8 @@ def hold(directory: str | Path | None) -> Iterator[None]:
         os.close(descriptor)
         raise _busy(directory) from None
     (directory / PID_FILE).write_text(str(os.getpid()))
+    for staging in directory.glob(".staging-*"):  # left by a process killed mid-write
+        shutil.rmtree(staging, ignore_errors=True)
     _held[directory] = (descriptor, 1)
     try:
         yield
