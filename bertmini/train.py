@@ -864,7 +864,7 @@ class _Run:
 
     def restore(self, resume: bool | str) -> None:
         """Start at step 0, or where the newest checkpoint left off (exact resume)."""
-        state = None
+        state, self.resumed = None, bool(resume)
         if resume:
             checkpoint, state = read_newest_checkpoint(self.out_dir)
             self._compare_options(state.get("options"), resume == RESUME_WITH_CHANGES)
@@ -983,7 +983,9 @@ class _Run:
     def finish(self) -> None:
         """The final model (and tokenizer) in out_dir; the checkpoint goes unless kept."""
         if self.out_dir is not None and self.rank == 0:
-            save_model(self.out_dir, self.model, self.tokenizer)
+            # A resumed run's vocabulary is the one already there: it is not written again.
+            keep_vocab = self.resumed and (self.out_dir / "vocab.txt").is_file()
+            save_model(self.out_dir, self.model, None if keep_vocab else self.tokenizer)
             if not self.config.keep_checkpoint:
                 for name in (CHECKPOINT, PREVIOUS, TEMPORARY):
                     shutil.rmtree(self.out_dir / name, ignore_errors=True)

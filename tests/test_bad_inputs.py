@@ -160,6 +160,24 @@ CASES = [
     Case("resume, nothing there", [*PRETRAIN, "--resume", "--out", "{new}"], 3, "no checkpoint"),
     Case("resume, other lr", [*PRETRAIN, "--resume", "--lr", "0.5", "--out", "{run}"], 3, "lr:"),
     Case("resume, no NSP", [*PRETRAIN, "--resume", "--no-nsp", "--out", "{run}"], 3, "nsp:"),
+    Case(
+        "resume, other preset",
+        [*PRETRAIN, "--resume", "--preset", "mini", "--out", "{run}"],
+        3,
+        "preset: 'tiny' -> 'mini'",
+    ),
+    Case(
+        "resume, other batch",
+        [*PRETRAIN, "--resume", "--batch-size", "4", "--out", "{run}"],
+        3,
+        "batch_size: 8 -> 4",
+    ),
+    Case(
+        "resume, other seed",
+        [*PRETRAIN, "--resume", "--seed", "7", "--out", "{run}"],
+        3,
+        "seed: 0 -> 7",
+    ),
     # Spoiled model files: one clear line each
     Case("truncated weights", [*FILL, "--model", "{bad}"], 3, "truncated", truncate),
     Case("garbage weights", [*FILL, "--model", "{bad}"], 3, "unreadable", garbage),
@@ -370,6 +388,17 @@ def test_a_finished_run_keeps_the_model_but_not_the_optimizer(tmp_path):
     names = {p.name for p in (tmp_path / "run").iterdir()}
     assert {"model.safetensors", "config.json", "vocab.txt", "metrics.jsonl"} <= names
     assert not names & {"checkpoint", "checkpoint.prev"}
+
+
+def test_resume_does_not_rewrite_vocab_txt(model, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(model, run)
+    before = (run / "vocab.txt").stat()
+    status, _, err = run_cli([*PRETRAIN, "--resume", "--keep-optimizer", "--out", str(run)])
+    assert status == 0, err
+    after = (run / "vocab.txt").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert (run / "checkpoint" / "vocab.txt").read_text() == (run / "vocab.txt").read_text()
 
 
 def test_overwrite_replaces_the_run(model, tmp_path):
