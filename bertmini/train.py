@@ -469,7 +469,8 @@ def _mean_metrics(sums: dict[str, float]) -> dict[str, float]:
         if labelled:
             row["mlm_loss"] = sums["mlm_loss"] / labelled
             row["loss"] = row["mlm_loss"] + row.get("nsp_loss", 0.0)
-    return dict(sorted(row.items(), key=lambda item: not item[0].endswith("loss")))
+    losses = {k: row.pop(k) for k in ("loss", "mlm_loss", "nsp_loss") if k in row}
+    return {**losses, **row}
 
 
 # ---------------------------------------------------------------------------------------------

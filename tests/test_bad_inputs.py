@@ -126,6 +126,7 @@ class Case:
 
 FILL = ["fill-mask", "the [MASK] sat"]
 PRETRAIN = ["pretrain", *TINY, "--steps", "2"]
+BENCH = ["bench", "--preset", "tiny", "--batch", "2", "--seq", "16", "--steps", "1", "--vs", "none"]
 CASES = [
     # Options: refused before any work, the range named
     Case("max-grad-norm -1", [*PRETRAIN, "--max-grad-norm", "-1", "--out", "{new}"], 2, "> 0"),
@@ -146,8 +147,8 @@ CASES = [
     Case("top-k 0", [*FILL, "--model", "{model}", "--top-k", "0"], 2, ">= 1"),
     Case("top-k -1", [*FILL, "--model", "{model}", "--top-k", "-1"], 2, ">= 1"),
     Case("top-k 100000", [*FILL, "--model", "{model}", "--top-k", "100000"], 2, "vocabulary"),
-    Case("bench vocab-size 0", ["bench", "--vocab-size", "0"], 2, "--vocab-size"),
-    Case("bench peak-tflops -1", ["bench", "--peak-tflops", "-1"], 2, "--peak-tflops"),
+    Case("bench vocab-size 0", [*BENCH, "--vocab-size", "0"], 2, "--vocab-size"),
+    Case("bench peak-tflops -1", [*BENCH, "--peak-tflops", "-1"], 2, "--peak-tflops"),
     Case("evaluate batch-size 0", ["evaluate", "--model", "{model}", "--batch-size", "0"], 2, ">="),
     # Run directories: nothing a user made is lost
     Case("pretrain over a run", [*PRETRAIN, "--out", "{run}"], 3, "--overwrite"),
