@@ -30,8 +30,11 @@ What makes it trustworthy:
   model on its own shard of every batch (`make_loader` uses a `DistributedSampler`); gradients are
   averaged across processes; only rank 0 writes logs and checkpoints.
 
-Run directory (`out_dir`): the final model (`config.json`, `model.safetensors`), `metrics.jsonl`
-(one JSON line per step) and `checkpoint/` (the latest checkpoint, for `resume`).
+Run directory (`out_dir`): the final model (`config.json`, `model.safetensors`, and `vocab.txt`
+when a tokenizer is given), `metrics.jsonl` (one JSON line per step), `checkpoint/` (the latest
+checkpoint, for `resume`) and `checkpoint.prev/` (the one before: the fallback if the latest is
+ever unreadable). The run holds a lock on the directory while it works (`bertmini.rundir`).
+Ctrl-C or SIGTERM stop the run at the end of a step, after a checkpoint.
 """
 
 import json
