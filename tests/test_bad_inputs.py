@@ -437,6 +437,7 @@ def start(argv: list[str], cwd: Path, script: str | None = None) -> subprocess.P
     )
 
 
+@pytest.mark.slow  # real processes: ~10 s of imports each on a busy machine
 def test_two_runs_on_one_directory_and_sigterm(tmp_path):
     """The second run stops at once, naming the first; SIGTERM makes the first checkpoint."""
     out = tmp_path / "run"
@@ -504,6 +505,7 @@ def uninterrupted(tmp_path_factory) -> dict:
     return load_file(out / "model.safetensors")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "where, at",
     [("vocab", 2), ("vocab", 4), ("state", 2)],
@@ -521,3 +523,12 @@ def test_sigkill_mid_write_then_resume_is_bitwise_identical(where, at, uninterru
     assert all(torch.equal(resumed[name], uninterrupted[name]) for name in resumed)
     vocab = (out / "vocab.txt").read_text().splitlines()
     assert len(vocab) == json.loads((out / "config.json").read_text())["vocab_size"]
+
+
+def test_debug_shows_the_traceback(model, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(model, bad)
+    truncate(bad)
+    status, _, err = run_cli([*FILL, "--model", str(bad), "--debug"])
+    assert status == 3 and "Traceback" in err
+    assert err.splitlines()[-1].startswith("bertmini fill-mask: error:")
