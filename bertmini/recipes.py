@@ -190,7 +190,8 @@ def finetune(
     **train_options,
 ):
     """Fine-tune BertForSequenceClassification from the pretrained model directory `model`
-    (from_scratch: the same architecture and tokenizer, random weights) on `task`.
+    (from_scratch: the same architecture and tokenizer, random weights) on `task`: a task name
+    (`bertmini.data.real.load_task`) or the splits themselves, {split: [(text, label), ...]}.
 
     Returns (model, tokenizer, history, results) with results = {split: metrics} for every
     split but "train", measured at the end.
@@ -206,7 +207,7 @@ def finetune(
     setup_distributed()
     model_dir = _model_dir(model)
     tok = Tokenizer.from_pretrained(model_dir, fast=True)
-    splits = load_task(task)
+    splits = load_task(task) if isinstance(task, str) else task
     if "train" not in splits:
         raise ValueError(f"task {task!r} has no train split")
     num_labels = 1 + max(label for rows in splits.values() for _, label in rows)
