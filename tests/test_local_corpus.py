@@ -3,6 +3,7 @@
 import datasets
 import pytest
 
+from bertmini.__main__ import main
 from bertmini.data.real import CorpusError, hold_out, load_corpus, read_local_corpus
 
 # WikiText raw as its files hold it: headings and paragraphs padded with spaces.
@@ -128,6 +129,34 @@ def test_a_labelled_table_is_not_a_corpus(tmp_path, table):
     path.write_text(table)
     message = one_line_error(path)
     assert "labelled table" in message and f"finetune --train-file {path}" in message
+
+
+def test_text_that_mentions_labels_is_still_text(tmp_path):
+    path = tmp_path / "prose.txt"
+    path.write_text("Class, dismissed.\nThe label, in red, said target.\n\nNew doc.\n")
+    assert read_local_corpus(str(path)) == [
+        ["Class, dismissed.", "The label, in red, said target."],
+        ["New doc."],
+    ]
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("latin1.txt", "Un café.".encode("latin-1")),
+        ("utf16.txt", "Hello.".encode("utf-16")),
+        ("binary.txt", bytes(range(256))),
+        ("empty.txt", b""),
+        ("train.tsv", b"sentence\tlabel\na gem\t1\n"),
+    ],
+)
+def test_the_cli_refuses_a_bad_corpus_in_one_line(tmp_path, capsys, name, content):
+    (tmp_path / name).write_bytes(content)
+    argv = ["pretrain", "--corpus", str(tmp_path / name), "--out", str(tmp_path / "run")]
+    assert main(argv) != 0
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and str(tmp_path / name) in error
+    assert "Traceback" not in error and not (tmp_path / "run").exists()
 
 
 def test_a_saved_labelled_dataset_is_not_a_corpus(tmp_path):

@@ -168,13 +168,11 @@ def _refuse_labelled_table(first_lines: list[str], file: str) -> None:
     lines = [line for line in first_lines if line.strip()]
     if not lines:
         return
-    header = {cell.strip().strip('"').lower() for cell in re.split(r"[\t,]", lines[0])}
+    cells = [cell.strip().strip('"').lower() for cell in re.split(r"[\t,]", lines[0])]
+    # A header row is two or more names ("sentence\tlabel"), not a sentence with a comma.
+    is_header = len(cells) > 1 and all(re.fullmatch(r"[a-z_][\w-]*", cell) for cell in cells)
     labelled_rows = sum(bool(_TRAILING_LABEL.search(line)) for line in lines)
-    if (
-        ("\t" in lines[0] or "," in lines[0])
-        and header & _LABEL_HEADERS
-        or (labelled_rows >= max(2, len(lines) // 2))
-    ):
+    if is_header and set(cells) & _LABEL_HEADERS or labelled_rows >= max(2, len(lines) // 2):
         raise CorpusError(
             f"{file} looks like a labelled table (first line {lines[0].strip()[:60]!r}), not "
             f"running text: fine-tune on it with `finetune --train-file {file}`; pretraining "
