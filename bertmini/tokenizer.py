@@ -21,9 +21,10 @@ the masked-language-model objective asks BERT to fill in. Written literally in t
 special token (``"Paris is the [MASK] of France."``) is kept as that token.
 
 Training a vocabulary (``Tokenizer.train``) starts from every character (and its ``##`` form) and
-repeatedly merges the adjacent pair of symbols with the highest WordPiece score
-``count(ab) / (count(a) * count(b))``: a pair is merged when its parts occur together much more
-often than they would by chance, not merely when it is frequent.
+repeatedly merges the most frequent adjacent pair of symbols, as Hugging Face's
+``WordPieceTrainer`` does (``trainer="tokenizers"`` runs that one). The likelihood ratio
+``count(ab) / (count(a) * count(b))`` that WordPiece is often explained with is kept as an
+option for teaching (chapter 03): alone, it never merges frequent pairs on real text.
 
 This file is the readable reference. ``fast=True`` switches encoding to Hugging Face
 ``tokenizers`` (Rust), configured the same way, which gives the same ids in parallel

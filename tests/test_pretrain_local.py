@@ -141,3 +141,11 @@ def test_init_from_refuses_another_vocabulary(tmp_path, capsys):
     assert main(argv) != 0
     error = capsys.readouterr().err
     assert "another vocabulary" in error and len(error.strip().splitlines()) == 1
+
+
+def test_pretrain_from_scratch_with_a_real_bert_vocabulary(tmp_path, capture_training):
+    corpus = write_corpus(tmp_path / "corpus")
+    _, tok, _ = pretrain(tmp_path / "run", corpus=str(corpus), tokenizer=str(MINILM), profile="ci")
+    assert len(tok) == 30522 and tok.tokenize("the quick dog") == ["the", "quick", "dog"]
+    assert capture_training["model"].config.vocab_size == 30522
+    assert capture_training["model"].config.num_hidden_layers == 2  # the ci profile's tiny shape
