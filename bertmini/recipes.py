@@ -217,12 +217,10 @@ def pretrain(
     if init_from is not None:
         model = _load_for_pretraining(init_from, tok, model_options or {}, rank)
     else:
-        if model_options is None:
-            model_options = profile.model_options
-        model_config = BertConfig.preset(
-            preset or profile.preset, vocab_size=len(tok), **model_options
+        options = profile.model_options if model_options is None else model_options
+        model = BertForPreTraining(
+            BertConfig.preset(preset or profile.preset, vocab_size=len(tok), **options)
         )
-        model = BertForPreTraining(model_config)
     history = train(model, loader, config, eval_loader, callbacks, out_dir=out, resume=resume)
     return model, tok, history
 

