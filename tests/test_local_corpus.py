@@ -114,6 +114,7 @@ def test_bad_files_are_refused_in_one_line(tmp_path):
     assert one_line_error(empty) == f"no text in {empty}: the corpus is empty"
     assert "no text files" in one_line_error(tmp_path / "missing" / "*.txt")
     assert "no text files" in one_line_error(tmp_path / "missing")
+    assert "no text files at '/dev/null'" in one_line_error("/dev/null")  # not a regular file
 
 
 @pytest.mark.parametrize(
