@@ -238,13 +238,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--corpus",
         default="embedded",
-        help="embedded (generated, offline), "
-        "wikitext-2, wikitext-103 (need the hub), or a glob of local .txt files with "
-        "one sentence per line and blank lines between documents (default: %(default)s)",
+        help="embedded (generated, offline), wikitext-2, wikitext-103 (need the hub), or local "
+        "UTF-8 text: a file, a glob, a directory of .txt files or a saved dataset, one sentence "
+        "per line, blank lines between documents; 5%% of documents are held out for validation "
+        "(default: %(default)s)",
     )
     p.add_argument(
         "--tokenizer",
-        help="directory (or vocab.txt) of a WordPiece vocabulary; default: train one on the corpus",
+        help="directory (or vocab.txt) of a WordPiece vocabulary, e.g. a real BERT's; default: "
+        "--init-from's, else train one on the corpus",
+    )
+    p.add_argument(
+        "--init-from",
+        metavar="DIR",
+        help="start from this checkpoint's weights and shape (domain-adaptive pretraining of a "
+        "real BERT); heads it lacks start fresh",
     )
     p.add_argument(
         "--vocab-size",
@@ -420,6 +428,7 @@ def _run(args) -> None:
             dupe_factor=args.dupe_factor,
             resume=_resume(args),
             overwrite=args.overwrite,
+            init_from=args.init_from,
             **_train_options(args),
         )
         last = {k: v for k, v in history[-1].items() if "loss" in k or "accuracy" in k}

@@ -54,6 +54,36 @@ def get_tokenizer(
     return Tokenizer.train(texts, vocab_size, fast=True)
 
 
+def _load_for_pretraining(init_from, tok, model_options: dict, rank: int):
+    """BertForPreTraining with the weights of checkpoint `init_from`, checked against the
+    tokenizer's vocabulary; heads the checkpoint lacks start fresh, with a printed note."""
+    from .model import BertForPreTraining
+
+    vocab_file = Path(init_from) / "vocab.txt"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "BertForPreTraining: .* start random")
+        model = BertForPreTraining.from_pretrained(init_from, **model_options)
+    checkpoint_tokens = vocab_file.read_text("utf-8").split("\n") if vocab_file.is_file() else []
+    checkpoint_tokens = [t.rstrip("\r") for t in checkpoint_tokens if t]
+    if model.config.vocab_size != len(tok) or (
+        checkpoint_tokens and checkpoint_tokens != tok.ids_to_tokens
+    ):
+        raise ValueError(
+            f"--init-from {init_from} was trained with another vocabulary than the tokenizer's "
+            f"({model.config.vocab_size} vs {len(tok)} tokens): its embeddings fit only its "
+            f"own. Drop --tokenizer to use {init_from}'s vocab.txt, or give the same one"
+        )
+    missing = model.loading_info["missing_keys"]
+    if missing and rank == 0:
+        heads = sorted({name.split(".")[0] for name in missing})
+        print(
+            f"note: {init_from} has no weights for {', '.join(heads)} ({len(missing)} tensors): "
+            "they start fresh (the MLM decoder is tied to the word embeddings, so only its "
+            "transform and bias are new)"
+        )
+    return model
+
+
 def per_process_batch(batch_size: int, grad_accum_steps: int) -> int:
     """Examples per micro-batch per process, for a global batch of `batch_size` per step."""
     import torch.distributed as dist
@@ -106,9 +136,16 @@ def pretrain(
     callbacks=(),
     model_options: dict | None = None,
     profile=None,
+    init_from: str | Path | None = None,
     **train_options,
 ):
     """Pretrain a BertForPreTraining on `corpus`; sizes left as None come from the profile.
+
+    `corpus`: "embedded", a hub corpus, or local text (a file, glob, directory or saved
+    dataset; 5% of its documents held out for validation). `tokenizer`: a directory with a
+    vocab.txt to reuse (e.g. a real BERT's); default: train one on the corpus. `init_from`: a
+    checkpoint directory whose weights (and shape, and vocabulary unless `tokenizer` is given)
+    to start from, for domain-adaptive pretraining; heads it lacks start fresh.
 
     `dupe_factor` builds the NSP pairs that many times over the corpus, each time with other
     splits and other random Bs, so a small corpus is not seen as the same few thousand pairs
@@ -119,7 +156,12 @@ def pretrain(
     `resume`: continue the run in `out` (see `train`); `overwrite=False` refuses an `out` that
     already holds a run (the CLI's default), True replaces it.
     """
-    from .data.pretraining import PretrainingCollator, PretrainingDataset, check_dupe_factor
+    from .data.pretraining import (
+        PretrainingCollator,
+        PretrainingDataset,
+        check_dupe_factor,
+        warn_if_nsp_is_solvable_from_length,
+    )
     from .model import BertConfig, BertForPreTraining
     from .train import TrainConfig, make_loader, setup_distributed, train
 
@@ -143,10 +185,13 @@ def pretrain(
     check_at_least(num_documents=(num_documents, 2), mlm_probability=(mlm_probability, 0))
     if not mlm_probability < 1:
         raise ValueError(f"--mlm-probability must be in (0, 1), got {mlm_probability}")
+    if init_from is not None and preset is not None:
+        raise ValueError("--preset and --init-from both set the model's shape; drop --preset")
     run_options = dict(
         corpus=corpus,
         preset=preset or profile.preset,
-        tokenizer=tokenizer,
+        init_from=None if init_from is None else str(init_from),
+        tokenizer=None if tokenizer is None else str(tokenizer),
         vocab_size=vocab_size,
         num_documents=num_documents,
         max_seq_len=max_seq_len,
@@ -161,6 +206,9 @@ def pretrain(
     documents = load_documents(corpus, "train", num_documents, seed)
     if not documents:
         raise ValueError(f"corpus {corpus!r} has no training documents")
+    if nsp:
+        warn_if_nsp_is_solvable_from_length(documents)
+    tokenizer = init_from if tokenizer is None else tokenizer
     tok = get_tokenizer(tokenizer, out, documents, vocab_size, resume)
     validation = load_documents(corpus, "validation", num_documents, seed)
 
@@ -193,10 +241,14 @@ def pretrain(
         )
 
     torch.manual_seed(seed)
-    model_config = BertConfig.preset(
-        run_options["preset"], vocab_size=len(tok), **run_options["model_options"]
-    )
-    model = BertForPreTraining(model_config)
+    if init_from is not None:
+        model = _load_for_pretraining(init_from, tok, model_options or {}, rank)
+    else:
+        model = BertForPreTraining(
+            BertConfig.preset(
+                run_options["preset"], vocab_size=len(tok), **run_options["model_options"]
+            )
+        )
     with rundir.hold(out if rank == 0 else None):
         rundir.claim(out, resume, overwrite)
         history = train(
@@ -221,7 +273,8 @@ def finetune(
     **train_options,
 ):
     """Fine-tune BertForSequenceClassification from the pretrained model directory `model`
-    (from_scratch: the same architecture and tokenizer, random weights) on `task`.
+    (from_scratch: the same architecture and tokenizer, random weights) on `task`: a task name
+    (`bertmini.data.real.load_task`) or the splits themselves, {split: [(text, label), ...]}.
 
     Returns (model, tokenizer, history, results) with results = {split: metrics} for every
     split but "train", measured at the end.
@@ -245,7 +298,7 @@ def finetune(
         rundir.check(out, resume, overwrite)
     tok = Tokenizer.from_pretrained(model_dir, fast=True)
     check_vocabulary(tok, model_dir)
-    splits = load_task(task)
+    splits = load_task(task) if isinstance(task, str) else task
     if "train" not in splits:
         raise ValueError(f"task {task!r} has no train split")
     num_labels = 1 + max(label for rows in splits.values() for _, label in rows)
@@ -287,7 +340,7 @@ def finetune(
         )
     run_options = dict(
         model=str(model),
-        task=task,
+        task=task if isinstance(task, str) else _fingerprint(task),
         from_scratch=from_scratch,
         max_seq_len=max_seq_len,
         batch_size=batch_size,
@@ -334,6 +387,15 @@ def fill_mask(text: str, model, tokenizer, top_k: int = 5) -> list[list[tuple[st
         tokens = tokenizer.convert_ids_to_tokens(token_ids.tolist())
         predictions.append(list(zip(tokens, probabilities.tolist(), strict=True)))
     return predictions
+
+
+def _fingerprint(splits: dict) -> str:
+    """A short name for task splits given as data: the same data, the same name."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(splits, sort_keys=True).encode()).hexdigest()[:16]
+    return f"splits given as data (sha256 {digest})"
 
 
 def check_at_least(**values_and_minimums) -> None:
