@@ -32,7 +32,6 @@ OUT/feedback/STUDENT.md, a Markdown note an instructor can mail as is.
 import csv
 import os
 import re
-import resource
 import shutil
 import subprocess
 import tempfile
@@ -54,6 +53,7 @@ from .student import BEGIN
 PASSED, FAILED, NOT_ATTEMPTED, CRASHED = "passed", "failed", "not attempted", "crashed"
 STATUS_MARKS = {PASSED: "✅", FAILED: "❌", NOT_ATTEMPTED: "·", CRASHED: "💥"}
 OUTPUT_LIMIT = 100_000  # characters of text output kept per cell; the rest is dropped
+OUTPUTS_LIMIT = 100  # outputs (texts, figures) kept per cell
 MESSAGE_LIMIT = 1_000  # characters of a message in grades.csv
 CHAPTERS_DIR = Path(__file__).resolve().parent.parent / "chapters"  # in a checkout of the repo
 
@@ -215,9 +215,12 @@ class _ThisPython(KernelSpecManager):
 
 
 class _CappedClient(NotebookClient):
-    """A NotebookClient that keeps at most OUTPUT_LIMIT characters of text output per cell."""
+    """A NotebookClient that keeps at most OUTPUT_LIMIT characters of text output per cell,
+    and at most OUTPUTS_LIMIT outputs (a loop of plots), besides the error that may end it."""
 
     def output(self, outs, msg, display_id, cell_index):
+        if len(outs) >= OUTPUTS_LIMIT and msg["msg_type"] != "error":
+            return None
         text = msg["content"].get("text") if msg["msg_type"] == "stream" else None
         if text is not None:
             kept = sum(len(out.get("text", "")) for out in outs if out.output_type == "stream")
@@ -251,7 +254,7 @@ def run_notebook(notebook, workdir: Path, last_cell: int, limits: Limits) -> Run
     run = Run({}, set())
     deadline = time.monotonic() + limits.notebook_seconds
     quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # kernel logs, not grades
-    with client.setup_kernel(cwd=str(workdir), env=env, **quiet):
+    with client.setup_kernel(cleanup_kc=True, cwd=str(workdir), env=env, **quiet):  # then kill it
         _limit_memory(client.km.provisioner.process.pid, limits.memory_bytes)
         for index, cell in enumerate(notebook.cells[: last_cell + 1]):
             if cell.cell_type != "code" or not cell.source.strip():
@@ -281,8 +284,12 @@ def _limit_memory(pid: int, memory_bytes: int) -> None:
 
     RLIMIT_DATA, not RLIMIT_AS: torch and glibc reserve large address ranges they never use.
     """
-    if hasattr(resource, "prlimit"):  # Linux; elsewhere the kernel runs without a cap
+    try:
+        import resource
+
         resource.prlimit(pid, resource.RLIMIT_DATA, (memory_bytes, memory_bytes))
+    except (ImportError, AttributeError):  # not Linux: the kernel runs without a cap
+        pass
 
 
 def _interrupt(client: NotebookClient, wait_seconds: float = 10.0) -> bool:

@@ -11,6 +11,7 @@ import contextlib
 import csv
 import io
 import json
+import os
 import time
 from pathlib import Path
 
@@ -156,6 +157,7 @@ def test_a_class_is_graded_row_by_row(tmp_path):
     assert wall < 13 * LIMITS.notebook_seconds
     # The submissions are untouched, whatever the notebooks did to their copies.
     assert {path: path.read_bytes() for path in folder.rglob("*") if path.is_file()} == before
+    assert kernels_of_this_process() == []  # every kernel was shut down, looping or not
 
     notes = {result.student: result.notes for result in results}
     assert any("RuntimeError: half-way through" in note for note in notes["raises"])
@@ -248,3 +250,40 @@ def test_exercises_come_from_solution_cells_and_their_checks():
         grade.Exercise("scaled_dot_product_attention", "check_scaled_dot_product_attention"),
         grade.Exercise("multi_head_attention", "check_multi_head_attention"),
     ]
+
+
+def test_a_kernel_is_capped_in_output_and_memory_and_stopped_when_deaf(tmp_path):
+    cells = [
+        "print('x' * 10_000_000)",
+        "for line in range(5_000):\n    print(line)",
+        "memory = bytearray(2 * 2**30)",
+        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass",
+        "print('never')",
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    limits = grade.Limits(cell_seconds=3, notebook_seconds=60, memory_bytes=2**30)
+    run = grade.run_notebook(notebook, tmp_path, len(cells) - 1, limits)
+
+    def text(cell):
+        return "".join(output.get("text", "") for output in cell.outputs)
+
+    assert len(text(notebook.cells[0])) <= grade.OUTPUT_LIMIT + 100
+    assert text(notebook.cells[0]).endswith("[output cut by grader]\n")
+    assert len(notebook.cells[1].outputs) <= grade.OUTPUTS_LIMIT
+    assert [output.ename for output in notebook.cells[2].outputs] == ["MemoryError"]
+    assert run.timed_out == {3} and run.stopped_at == 3
+    assert run.stopped == "a cell ran past its time limit and ignored the interrupt"
+    assert 4 not in run.seconds and notebook.cells[4].outputs == []
+    assert kernels_of_this_process() == []  # the deaf kernel was killed, not left spinning
+
+
+def kernels_of_this_process() -> list[int]:
+    """Process ids of the kernels this test process started that are still alive (Linux)."""
+    kernels = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+            if parent == os.getpid() and b"ipykernel" in command:
+                kernels.append(int(stat.parent.name))
+    return kernels
