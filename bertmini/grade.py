@@ -51,7 +51,7 @@ from tqdm import tqdm
 from .student import BEGIN
 
 PASSED, FAILED, NOT_ATTEMPTED, CRASHED = "passed", "failed", "not attempted", "crashed"
-STATUS_MARKS = {PASSED: "✅", FAILED: "❌", NOT_ATTEMPTED: "·", CRASHED: "💥"}
+STATUS_MARKS = {PASSED: "✅", FAILED: "❌", NOT_ATTEMPTED: "➖", CRASHED: "💥"}
 OUTPUT_LIMIT = 100_000  # characters of text output kept per cell; the rest is dropped
 OUTPUTS_LIMIT = 100  # outputs (texts, figures) kept per cell
 MESSAGE_LIMIT = 1_000  # characters of a message in grades.csv
@@ -503,7 +503,9 @@ def summary_table(results: list[Result]) -> str:
     width = max([len("student"), *(len(result.student) for result in results)])
     lines = [f"{'student':<{width}}  " + "  ".join(exercises) + "  passed"]
     for result in sorted(results, key=lambda result: result.student):
-        marks = [f"{STATUS_MARKS[grade.status]:<{len(grade.exercise)}}" for grade in result.grades]
+        marks = [  # each mark is 2 columns wide on a terminal
+            STATUS_MARKS[grade.status] + " " * (len(grade.exercise) - 2) for grade in result.grades
+        ]
         passed = sum(grade.status == PASSED for grade in result.grades)
         lines.append(f"{result.student:<{width}}  " + "  ".join(marks) + f"  {passed}/{len(marks)}")
     legend = ", ".join(f"{mark} {status}" for status, mark in STATUS_MARKS.items())
