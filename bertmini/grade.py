@@ -36,7 +36,8 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import nbformat
@@ -239,6 +240,7 @@ class Run:
     timed_out: set  # indexes of cells stopped by the per-cell limit
     stopped: str = ""  # why the cells after `stopped_at` did not run ("" if they all ran)
     stopped_at: int = -1  # the cell running when the kernel died or would not stop
+    errors: dict = field(default_factory=dict)  # cell index -> the kernel's error reply
 
 
 def run_notebook(notebook, workdir: Path, last_cell: int, limits: Limits) -> Run:
@@ -250,8 +252,10 @@ def run_notebook(notebook, workdir: Path, last_cell: int, limits: Limits) -> Run
         allow_errors=True,  # a failed check must not stop the next exercise's
         shutdown_kernel="immediate",
         startup_timeout=max(limits.cell_seconds, 60),
+        iopub_timeout=max(int(limits.cell_seconds), 10),  # outputs lag the reply on a busy CPU
     )
     run = Run({}, set())
+    client.on_cell_executed = partial(_keep_error, run)
     deadline = time.monotonic() + limits.notebook_seconds
     quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # kernel logs, not grades
     with client.setup_kernel(cleanup_kc=True, cwd=str(workdir), env=env, **quiet):  # then kill it
@@ -277,6 +281,12 @@ def run_notebook(notebook, workdir: Path, last_cell: int, limits: Limits) -> Run
                 run.stopped_at = index
                 break
     return run
+
+
+def _keep_error(run: Run, cell, cell_index: int, execute_reply: dict) -> None:
+    """Keep the kernel's own word on a failed cell, in case its error output was lost."""
+    if execute_reply["content"]["status"] == "error":
+        run.errors[cell_index] = execute_reply["content"]
 
 
 def _limit_memory(pid: int, memory_bytes: int) -> None:
@@ -385,14 +395,13 @@ def _read_check_cell(cell, index: int, run: Run) -> tuple[str, str]:
         return CRASHED, run.stopped
     if index not in run.seconds:
         return CRASHED, f"not run: {run.stopped}"
-    errors = [output for output in cell.outputs if output.output_type == "error"]
-    if errors:
-        error = errors[-1]
-        if error.ename == "NotImplementedError":
+    if index in run.errors:
+        error = run.errors[index]
+        if error["ename"] == "NotImplementedError":
             return NOT_ATTEMPTED, "the exercise still raises NotImplementedError"
-        if error.ename == "CheckFailed":
-            return FAILED, error.evalue
-        return CRASHED, f"{error.ename}: {error.evalue}"
+        if error["ename"] == "CheckFailed":
+            return FAILED, error["evalue"]
+        return CRASHED, f"{error['ename']}: {error['evalue']}"
     lines = "".join(output.get("text", "") for output in cell.outputs).splitlines()
     for mark, status in (("✅", PASSED), ("❌", FAILED)):
         said = [line for line in lines if line.lstrip().startswith(mark)]
@@ -407,13 +416,13 @@ def _other_errors(notebook, check_cells: dict, run: Run, most: int = 5) -> list[
     for index in sorted(set(run.seconds) - set(check_cells.values())):
         cell = notebook.cells[index]
         first_line = cell.source.strip().splitlines()[0][:60]
-        errors = [output for output in cell.outputs if output.output_type == "error"]
+        error = run.errors.get(index)
         if index in run.timed_out:
             notes.append(f"the cell `{first_line}` ran past its time limit")
         elif index == run.stopped_at:
             notes.append(f"the cell `{first_line}`: {run.stopped}")
-        elif errors:
-            notes.append(f"the cell `{first_line}` raised {errors[-1].ename}: {errors[-1].evalue}")
+        elif error:
+            notes.append(f"the cell `{first_line}` raised {error['ename']}: {error['evalue']}")
     return [_one_line(note) for note in notes[:most]]
 
 

@@ -30,7 +30,8 @@ from bertmini.student import PLACEHOLDER, student_notebook
 REPO = Path(__file__).resolve().parents[1]
 CHAPTER = REPO / "chapters" / "02_positional_encoding.ipynb"
 OTHER_CHAPTER = REPO / "chapters" / "01_attention.ipynb"
-LIMITS = grade.Limits(cell_seconds=20, notebook_seconds=60, memory_bytes=3 * 2**30)
+# 40 s a cell: chapter 02's imports took over 20 s on this 2-core machine under a load of 13.
+LIMITS = grade.Limits(cell_seconds=40, notebook_seconds=120, memory_bytes=3 * 2**30)
 INTERRUPT_SECONDS = 10  # how long the grader waits for an interrupted kernel to answer
 REFERENCE_BODY = "return reference.sinusoidal_encoding(num_positions, dim)"
 HEADER = ["student", "exercise", "status", "message", "seconds"]
@@ -201,7 +202,7 @@ def test_grading_twice_gives_the_same_csv_times_aside(tmp_path, capsys):
     first, second = tmp_path / "first", tmp_path / "second"
     for out in (first, second):
         args = ["grade", str(folder), "--chapter", "99", "--chapters", str(chapters)]
-        assert main([*args, "--timeout", "20", "--out", str(out)]) == 0
+        assert main([*args, "--timeout", "40", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "ann" in printed and "1/1" in printed and "grades.csv" in printed
 
@@ -277,7 +278,7 @@ def test_a_kernel_is_capped_in_output_and_memory_and_stopped_when_deaf(tmp_path)
     assert len(text(notebook.cells[0])) <= grade.OUTPUT_LIMIT + 100
     assert text(notebook.cells[0]).endswith("[output cut by grader]\n")
     assert len(notebook.cells[1].outputs) <= grade.OUTPUTS_LIMIT
-    assert [output.ename for output in notebook.cells[2].outputs] == ["MemoryError"]
+    assert run.errors[2]["ename"] == "MemoryError" and run.seconds[3] > 0  # and it went on
     assert run.timed_out == {3} and run.stopped_at == 3
     assert run.stopped == "a cell ran past its time limit and ignored the interrupt"
     assert 4 not in run.seconds and notebook.cells[4].outputs == []
