@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from bertmini import bench
-from bertmini.bench import training_flops_per_step
 from bertmini.checks import CheckFailed
 from bertmini.checks.scaling import (
     check_mfu,
@@ -43,12 +42,13 @@ def student_flops(
 
 
 def test_flops_reference_and_a_correct_student_pass(capsys):
-    check_training_flops(reference_training_flops)
     check_training_flops(student_flops())
-    check_training_flops(lambda *args: float(training_flops_per_step(*args)))  # a float is fine
-    check_training_flops(lambda *args: torch.tensor(training_flops_per_step(*args)))
+    check_training_flops(lambda *args: float(student_flops()(*args)))  # a float is fine
+    check_training_flops(lambda *args: torch.tensor(student_flops()(*args)))
     out = capsys.readouterr().out
-    assert out.count("✅") == 4 and "GFLOPs" in out
+    assert out.count("✅") == 3 and "GFLOPs" in out
+    with pytest.raises(CheckFailed, match="bertmini's own training_flops_per_step, which refuses"):
+        check_training_flops(reference_training_flops)
 
 
 def test_flops_reference_is_the_docstring_formula():
@@ -81,7 +81,7 @@ def test_flops_mistakes_are_named(wrong, words):
 
 def test_flops_unknown_mistake_and_bad_types_fail():
     with pytest.raises(CheckFailed, match="expected .* got"):
-        check_training_flops(lambda *args: training_flops_per_step(*args) + 12345)
+        check_training_flops(lambda *args: student_flops()(*args) + 12345)
     with pytest.raises(CheckFailed, match="return a number"):
         check_training_flops(lambda *args: None)  # forgot `return`
     with pytest.raises(CheckFailed, match="raised ZeroDivisionError"):

@@ -12,14 +12,15 @@ which one the student made.
 """
 
 import contextlib
-import io
 import math
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
 from ..attention import MultiHeadAttention, scaled_dot_product_attention
-from . import Mistake, compare, fail
+from ..guard import refuse_if_checked
+from . import Mistake, call_student, compare, fail, passed
 
 # ---------------------------------------------------------------------------------------------
 # softmax (the warm-up exercise of chapter 00)
@@ -60,31 +61,64 @@ _SOFTMAX_MISTAKES = [
 ]
 
 
+# Chapter 00 asks for softmax built from exp and sum, so while the student's softmax runs,
+# PyTorch's own refuses (the reference and the mistakes, run outside, still use it).
+TORCH_SOFTMAXES = ((torch, "softmax"), (F, "softmax"), (torch.Tensor, "softmax"))
+
+
+@contextlib.contextmanager
+def _torch_softmax_guarded():
+    """Within this block, PyTorch's softmaxes refuse to run while the softmax check is on."""
+
+    def guarded(original: Callable) -> Callable:
+        def softmax(*args, **kwargs):
+            refuse_if_checked("softmax", owner="PyTorch")
+            return original(*args, **kwargs)
+
+        return softmax
+
+    originals = [(owner, name, vars(owner).get(name)) for owner, name in TORCH_SOFTMAXES]
+    for owner, name, _ in originals:
+        setattr(owner, name, guarded(getattr(owner, name)))
+    try:
+        yield
+    finally:
+        for owner, name, original in originals:
+            if original is None:  # inherited (Tensor.softmax comes from the C base class)
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+
+
 def check_softmax(softmax: Callable) -> None:
     """Check `softmax(scores, dim=-1)`: exp, then divide by the sum along `dim`.
 
-    Also checks that large scores (hundreds) do not overflow into inf/NaN.
+    Also checks that large scores (hundreds) do not overflow into inf/NaN. PyTorch's softmax
+    refuses to run inside the student's function: the exercise is to build it.
     """
     name = "softmax"
-    with contextlib.redirect_stdout(io.StringIO()):  # one ✅ line at the end, not two
-        compare(name, softmax, _reference_softmax, _softmax_inputs, _SOFTMAX_MISTAKES)
-    large = torch.tensor([[500.0, 498.0, 100.0], [-300.0, -301.0, -800.0]])
-    got = softmax(large)
-    if isinstance(got, torch.Tensor) and not torch.isfinite(got).all():
-        fail(
-            name,
-            "exp() overflowed on large scores (exp(500) is inf in float32) and gave inf/NaN. "
-            "Subtract the row maximum first: softmax(x) = softmax(x - max(x)), the same numbers "
-            "but exp() never sees anything above 0.",
+    with _torch_softmax_guarded():
+        compare(
+            name, softmax, _reference_softmax, _softmax_inputs, _SOFTMAX_MISTAKES, refuse=[name]
         )
-    compare(
-        name,
-        softmax,
-        _reference_softmax,
-        lambda g: (torch.randn(4, 6, generator=g) * 200,),
-        _SOFTMAX_MISTAKES,
-        detail="rows sum to 1, and large scores do not overflow",
-    )
+        large = torch.tensor([[500.0, 498.0, 100.0], [-300.0, -301.0, -800.0]])
+        got = call_student(name, softmax, large, refuse=[name])
+        if isinstance(got, torch.Tensor) and not torch.isfinite(got).all():
+            fail(
+                name,
+                "exp() overflowed on large scores (exp(500) is inf in float32) and gave inf/NaN. "
+                "Subtract the row maximum first: softmax(x) = softmax(x - max(x)), the same "
+                "numbers but exp() never sees anything above 0.",
+            )
+        compare(
+            name,
+            softmax,
+            _reference_softmax,
+            lambda g: (torch.randn(4, 6, generator=g) * 200,),
+            _SOFTMAX_MISTAKES,
+            refuse=[name],
+        )
+    passed(name, "rows sum to 1, and large scores do not overflow")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,24 +224,17 @@ def check_scaled_dot_product_attention(attention: Callable) -> None:
     (..., seq_q, seq_k), True = may attend. output (..., seq_q, d_v), weights (..., seq_q, seq_k).
     """
     name = "scaled_dot_product_attention"
-    with contextlib.redirect_stdout(io.StringIO()):  # one ✅ line at the end, not two
+    for with_mask in (False, True):
         compare(
             name,
             attention,
             scaled_dot_product_attention,
-            _sdpa_inputs_maker(with_mask=False),
+            _sdpa_inputs_maker(with_mask),
             _SDPA_MISTAKES,
             trials=2,
+            refuse=[name],
         )
-    compare(
-        name,
-        attention,
-        scaled_dot_product_attention,
-        _sdpa_inputs_maker(with_mask=True),
-        _SDPA_MISTAKES,
-        trials=2,
-        detail="output and weights match, with and without a padding mask",
-    )
+    passed(name, "output and weights match, with and without a padding mask")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,5 +354,9 @@ def check_multi_head_attention(multi_head_attention: Callable) -> None:
         _multi_head_inputs,
         _MULTI_HEAD_MISTAKES,
         atol=1e-4,
-        detail="same output as bertmini.attention.MultiHeadAttention with your weights",
+        refuse=["MultiHeadAttention"],
+    )
+    passed(
+        "multi_head_attention",
+        "same output as bertmini.attention.MultiHeadAttention with your weights",
     )

@@ -28,7 +28,7 @@ from torch import Tensor
 
 from ..data.pretraining import IGNORE_INDEX, IS_NEXT, NOT_NEXT
 from ..data.pretraining import mask_tokens as _mask_tokens
-from . import fail, passed
+from . import call_student, fail, passed
 
 # ---------------------------------------------------------------------------------------------
 # Exercise 1: MLM masking
@@ -120,13 +120,15 @@ def check_mask_tokens(mask_tokens_fn: Callable) -> None:
         input_ids, special = make_masking_batch(torch.Generator().manual_seed(99 + trial))
         masked, labels = _call(mask_tokens_fn, input_ids, special, replacement_ids, probability)
         _diagnose_masking(name, input_ids, special, masked, labels, replacement_ids, probability)
-        stats = mask_statistics(input_ids, special, masked, labels, MASK_ID)
+        _diagnose_replacements(name, input_ids, masked, labels, replacement_ids)
         if trial == 0:
-            summary = (
-                f"on {stats['real_tokens']:,} tokens: chose {stats['chosen_rate']:.1%}; of those "
-                f"{stats['mask_share']:.1%} [MASK] / {stats['random_share']:.1%} random / "
-                f"{stats['keep_share']:.1%} kept"
-            )
+            summary = _summary(mask_statistics(input_ids, special, masked, labels, MASK_ID))
+    # A small pool with gaps: each of its ids is drawn ~100 times, so a pool narrowed by one id
+    # (its last, say) or a draw over the range min..max shows.
+    input_ids, special = make_masking_batch(torch.Generator().manual_seed(101))
+    masked, labels = _call(mask_tokens_fn, input_ids, special, SMALL_POOL, 0.15)
+    _diagnose_masking(name, input_ids, special, masked, labels, SMALL_POOL, 0.15)
+    _diagnose_replacements(name, input_ids, masked, labels, SMALL_POOL)
     # The same seed must give the same masks: the randomness comes from `generator` only.
     small_ids, small_special = make_masking_batch(torch.Generator().manual_seed(7), 64, 32)
     with torch.random.fork_rng():  # the global RNG must not matter (and is restored after)
@@ -144,21 +146,32 @@ def check_mask_tokens(mask_tokens_fn: Callable) -> None:
     passed(name, summary)
 
 
+# Non-contiguous, with its last id far from the others.
+SMALL_POOL = torch.tensor([7, 8, 23, 24, 25, 301, 302, 998])
+
+
+def _summary(stats: dict[str, float]) -> str:
+    return (
+        f"on {stats['real_tokens']:,} tokens: chose {stats['chosen_rate']:.1%}; of those "
+        f"{stats['mask_share']:.1%} [MASK] / {stats['random_share']:.1%} random / "
+        f"{stats['keep_share']:.1%} kept"
+    )
+
+
 def _call(fn, input_ids, special, replacement_ids, probability, seed=0):
     originals = (input_ids.clone(), special.clone())
-    try:
-        result = fn(
-            input_ids,
-            special,
-            MASK_ID,
-            replacement_ids,
-            probability,
-            torch.Generator().manual_seed(seed),
-        )
-    except NotImplementedError:
-        raise
-    except Exception as error:
-        fail("mask_tokens", f"your function raised {type(error).__name__}: {error}")
+    generator = torch.Generator().manual_seed(seed)
+    result = call_student(
+        "mask_tokens",
+        fn,
+        input_ids,
+        special,
+        MASK_ID,
+        replacement_ids,
+        probability,
+        generator,
+        refuse=["mask_tokens"],
+    )
     if not (torch.equal(input_ids, originals[0]) and torch.equal(special, originals[1])):
         fail(
             "mask_tokens",
@@ -290,23 +303,61 @@ def _diagnose_masking(name, input_ids, special, masked, labels, replacement_ids,
             "token: < 0.8 -> [MASK], 0.8-0.9 -> random, >= 0.9 -> keep.",
         )
 
-    replaced = labelled & changed & (masked != MASK_ID)
+
+_LOOK_UP = (
+    "Draw an index and look it up: "
+    "`replacement_ids[torch.randint(len(replacement_ids), shape, generator=generator)]`."
+)
+
+
+def _diagnose_replacements(name, input_ids, masked, labels, replacement_ids):
+    """The random replacements come from replacement_ids, all of them, about equally often."""
+    replaced = (labels != IGNORE_INDEX) & (masked != input_ids) & (masked != MASK_ID)
     replacements = masked[replaced]
     outside = ~torch.isin(replacements, replacement_ids)
+    pool = sorted(replacement_ids.tolist())
     if outside.any():
         bad = sorted(set(replacements[outside].tolist()))[:5]
-        fail(
-            name,
-            f"{int(outside.sum())} random replacements are not in replacement_ids (e.g. ids {bad}, "
-            "special tokens such as [PAD]/[CLS]/[SEP]). Draw an index and look it up: "
-            "`replacement_ids[torch.randint(len(replacement_ids), shape, generator=generator)]`.",
+        between = all(pool[0] <= i <= pool[-1] for i in bad)
+        why = (
+            f"they lie between the smallest and largest allowed id, but replacement_ids {pool} "
+            "has gaps: drawing from the range min..max is not drawing from the list"
+            if len(pool) < 20 and between
+            else "special tokens such as [PAD]/[CLS]/[SEP] must never be inserted"
         )
-    distinct = len(set(replacements.tolist()))
-    if distinct < 0.3 * min(len(replacements), len(replacement_ids)):
         fail(
             name,
-            f"the {len(replacements)} random replacements use only {distinct} different ids: "
-            "draw them uniformly from replacement_ids.",
+            f"{int(outside.sum())} random replacements are not in replacement_ids (e.g. ids "
+            f"{bad}): {why}. {_LOOK_UP}",
+        )
+    counts = torch.bincount(torch.searchsorted(replacement_ids.sort().values, replacements))
+    counts = torch.cat([counts, counts.new_zeros(len(pool) - len(counts))])
+    expected = len(replacements) / len(pool)
+    if expected < 40:  # too few draws per id to judge each id (the large pool)
+        if len(set(replacements.tolist())) < 0.3 * min(len(replacements), len(pool)):
+            fail(name, f"the random replacements use few different ids: {_LOOK_UP}")
+        return
+    never = [pool[i] for i in range(len(pool)) if counts[i] == 0]
+    if never == [pool[-1]]:
+        fail(
+            name,
+            f"the last id of replacement_ids ({pool[-1]}) was never drawn in {len(replacements)} "
+            "random replacements: torch.randint(high) already excludes `high`, so draw the "
+            "index with torch.randint(len(replacement_ids), ...), not len(...) - 1.",
+        )
+    if never == [pool[0]]:
+        fail(
+            name,
+            f"the first id of replacement_ids ({pool[0]}) was never drawn: indices run from 0 "
+            "to len(replacement_ids) - 1; draw with torch.randint(len(replacement_ids), ...).",
+        )
+    lopsided = (counts < expected / 3) | (counts > expected * 3)
+    if lopsided.any():
+        shares = ", ".join(f"{i}: {int(c)}" for i, c in zip(pool, counts.tolist(), strict=True))
+        fail(
+            name,
+            f"the {len(replacements)} random replacements are not drawn uniformly from "
+            f"replacement_ids (about {expected:.0f} each expected; got {shares}). {_LOOK_UP}",
         )
 
 
@@ -347,21 +398,17 @@ def check_nsp_pair(sample_nsp_pair_fn: Callable) -> None:
     for _ in range(4000):
         d = setup.randrange(len(documents))
         draws.append((d, setup.randrange(len(documents[d]) - 1)))
+    # Then the same few sentence A's, each drawn 100 times: NotNext must vary from draw to draw.
+    draws += [(d, 0) for d in (0, 17, 39) for _ in range(100)]
 
     def run(seed: int) -> list:
         rng = random.Random(seed)
         results = []
         for d, s in draws:
             copy = [list(doc) for doc in documents]
-            try:
-                result = sample_nsp_pair_fn(copy, d, s, rng)
-            except NotImplementedError:
-                raise
-            except Exception as error:
-                fail(name, f"your function raised {type(error).__name__}: {error}")
+            results.append(call_student(name, sample_nsp_pair_fn, copy, d, s, rng))
             if copy != documents:
                 fail(name, "your function changed `documents`; only read it.")
-            results.append(result)
         return results
 
     # The `random` module's state must not matter: set it differently for two runs (and put
@@ -383,6 +430,7 @@ def check_nsp_pair(sample_nsp_pair_fn: Callable) -> None:
     next_ok = not_next_from_other = 0
     num_next = num_not_next = 0
     same_document, first_sentences, other_documents = 0, 0, set()
+    not_next_docs: dict[tuple, list[int]] = {}  # A's (doc, sentence) -> its NotNext Bs' docs
     for (d, s), result in zip(draws, results, strict=True):
         if not (isinstance(result, (tuple, list)) and len(result) == 3):
             fail(name, f"return a tuple (sentence_a, sentence_b, label), got {result!r:.100}")
@@ -407,6 +455,7 @@ def check_nsp_pair(sample_nsp_pair_fn: Callable) -> None:
             same_document += b_doc == d
             first_sentences += b_pos == 0
             other_documents.add(b_doc)
+            not_next_docs.setdefault((d, s), []).append(b_doc)
 
     next_rate = num_next / len(draws)
     if next_ok < 0.5 * num_next and not_next_from_other < 0.5 * num_not_next:
@@ -439,6 +488,7 @@ def check_nsp_pair(sample_nsp_pair_fn: Callable) -> None:
             "every NotNext B is the first sentence of its document: the model could "
             "spot NotNext by how openings look. Pick a random sentence of the other document.",
         )
+    _diagnose_not_next_documents(name, not_next_docs, len(documents))
     if len(other_documents) < 0.8 * len(documents):
         fail(
             name,
@@ -449,3 +499,44 @@ def check_nsp_pair(sample_nsp_pair_fn: Callable) -> None:
         name,
         f"{next_rate:.1%} IsNext over {len(draws):,} draws; NotNext B always from another document",
     )
+
+
+def _diagnose_not_next_documents(name: str, not_next_docs: dict, num_documents: int) -> None:
+    """For one sentence A, NotNext Bs must come from many documents, every other one possible.
+
+    not_next_docs: A's (doc_index, sentence_index) -> the documents of the NotNext Bs drawn for
+    it. The checks are ordered (predicate, advice) pairs; the first that holds is the mistake.
+    """
+    last = num_documents - 1
+    per_a = {a: set(docs) for a, docs in not_next_docs.items()}
+    repeated = {a: docs for a, docs in per_a.items() if len(not_next_docs[a]) >= 20}
+    most_drawn = max(not_next_docs, key=lambda a: len(not_next_docs[a]))  # ~50 NotNext draws
+    diagnoses = [
+        (
+            all(docs <= {(d + 1) % num_documents} for (d, _), docs in per_a.items()),
+            "every NotNext B comes from the document right after A's (doc_index + 1): the "
+            "model could learn that rule instead of reading the sentences. Draw the other "
+            "document at random each time: `other = rng.randrange(len(documents) - 1)`, plus 1 "
+            "if it is >= doc_index.",
+        ),
+        (
+            all(len(docs) == 1 for docs in repeated.values()),
+            "for a given sentence A, every NotNext B comes from the same document: the choice "
+            "must be random on each draw, made with the `rng` argument (rng.randrange).",
+        ),
+        (
+            len(per_a[most_drawn]) < 0.5 * (num_documents - 1),
+            f"over {len(not_next_docs[most_drawn])} NotNext draws for one sentence A, B came "
+            f"from only {len(per_a[most_drawn])} of the {num_documents - 1} other documents: "
+            "draw the other document uniformly, on every draw.",
+        ),
+        (
+            all(last not in docs for (d, _), docs in per_a.items() if d != last),
+            f"the last document (index {last}) is never picked for NotNext: "
+            "rng.randrange(len(documents) - 1) gives 0 .. n-2, so add 1 when the draw is "
+            ">= doc_index (skipping A's own document), which makes n-1 reachable.",
+        ),
+    ]
+    for holds, advice in diagnoses:
+        if holds:
+            fail(name, advice)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from ..lstm import lstm_cell as reference_lstm_cell
 from ..transformer import EncoderLayer
-from . import Mistake, compare
+from . import Mistake, compare, passed
 
 # ---------------------------------------------------------------------------------------------
 # The LSTM cell
@@ -112,8 +112,9 @@ def check_lstm_cell(lstm_cell: Callable) -> None:
         _lstm_inputs,
         LSTM_MISTAKES,
         atol=1e-5,
-        detail="same (h, c) as bertmini.lstm.lstm_cell (and nn.LSTM) on random inputs",
+        refuse=["lstm_cell"],
     )
+    passed("lstm_cell", "same (h, c) as bertmini.lstm.lstm_cell (and nn.LSTM) on random inputs")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,6 +169,8 @@ def _layer_variant(
     attention_residual: bool = True,
     ffn_residual: bool = True,
     norms: bool = True,
+    use_mask: bool = True,
+    swap_norms: bool = False,
 ) -> Callable:
     """An encoder layer with one thing changed (see the mistakes below)."""
 
@@ -183,6 +186,10 @@ def _layer_variant(
         )
 
     def layer_fn(layer, x, mask):
+        mask = mask if use_mask else None
+        first, second = layer.attention_norm, layer.ffn_norm
+        if swap_norms:
+            first, second = second, first
         with torch.no_grad():
 
             def ffn(h):
@@ -192,9 +199,9 @@ def _layer_variant(
                 x = x + layer.attention(norm(layer.attention_norm, x), mask)[0]
                 return x + ffn(norm(layer.ffn_norm, x))
             attended = layer.attention(x, mask)[0]
-            x = norm(layer.attention_norm, x + attended if attention_residual else attended)
+            x = norm(first, x + attended if attention_residual else attended)
             out = ffn(x)
-            return norm(layer.ffn_norm, x + out if ffn_residual else out)
+            return norm(second, x + out if ffn_residual else out)
 
     return layer_fn
 
@@ -244,6 +251,16 @@ LAYER_MISTAKES = [
         "layer.attention_norm.eps.",
     ),
     Mistake(
+        _layer_variant(use_mask=False),
+        "the padding mask is ignored: pass `mask` on to layer.attention(x, mask), so no query "
+        "attends to padding.",
+    ),
+    Mistake(
+        _layer_variant(swap_norms=True),
+        "the two LayerNorms are swapped: layer.attention_norm follows the attention sub-layer "
+        "and layer.ffn_norm the feed-forward one (each has its own weights).",
+    ),
+    Mistake(
         _layer_variant(norms=False),
         "the LayerNorms are missing: after each residual sum, apply layer.attention_norm "
         "and layer.ffn_norm.",
@@ -260,5 +277,9 @@ def check_encoder_layer(encoder_layer: Callable) -> None:
         _layer_inputs,
         LAYER_MISTAKES,
         atol=1e-4,
-        detail="same output as bertmini.transformer.EncoderLayer (post-LN, exact GELU, eps 1e-12)",
+        refuse=["EncoderLayer"],
+    )
+    passed(
+        "encoder_layer",
+        "same output as bertmini.transformer.EncoderLayer (post-LN, exact GELU, eps 1e-12)",
     )

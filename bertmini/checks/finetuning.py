@@ -31,8 +31,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..data.finetuning import ClassificationCollator
-from ..model import BertConfig, BertForSequenceClassification
-from . import Mistake, compare, fail, passed
+from ..model import BertForSequenceClassification
+from . import Mistake, call_student, compare, fail, passed, tiny_config
 
 # ---------------------------------------------------------------------------------------------
 # Exercise 1: the classification head and its loss
@@ -183,19 +183,14 @@ def check_classification_head(classification_loss: Callable) -> None:
         _head_inputs,
         HEAD_MISTAKES,
         atol=1e-5,
-        detail="logits = classifier(tanh(pooler(h[:, 0]))), loss = cross_entropy(logits, labels)",
     )
+    passed(name, "logits = classifier(tanh(pooler(h[:, 0]))), loss = cross_entropy(logits, labels)")
 
 
 def _check_head_structure(name: str, classification_loss: Callable) -> None:
     """One call, to name the mistakes of shape and type before comparing values."""
     last_hidden_state, pooler, classifier, labels = _head_inputs(torch.Generator().manual_seed(0))
-    try:
-        result = classification_loss(last_hidden_state, pooler, classifier, labels)
-    except NotImplementedError:
-        raise
-    except Exception as error:
-        fail(name, f"your function raised {type(error).__name__}: {error}")
+    result = call_student(name, classification_loss, last_hidden_state, pooler, classifier, labels)
     if not (isinstance(result, (tuple, list)) and len(result) == 2):
         fail(name, f"return a tuple (logits, loss), got {type(result).__name__}")
     logits, loss = result
@@ -266,17 +261,7 @@ def make_evaluation_setup(seed: int = 0) -> tuple[BertForSequenceClassification,
     right in the first two batches, 2 of 8 in the third and all 3 of the last batch: 11 / 27
     overall, while the mean of the per-batch accuracies is 0.5. The model starts in train mode."""
     generator = torch.Generator().manual_seed(seed)
-    config = BertConfig(
-        vocab_size=60,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-        hidden_dropout_prob=0.5,
-        attention_probs_dropout_prob=0.5,
-        num_labels=3,
-    )
+    config = tiny_config(hidden_dropout_prob=0.5, attention_probs_dropout_prob=0.5, num_labels=3)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = BertForSequenceClassification(config)
@@ -355,12 +340,7 @@ def check_evaluation_loop(evaluate_accuracy: Callable) -> None:
 
 
 def _call_evaluate(name, evaluate_accuracy, model, loader):
-    try:
-        return evaluate_accuracy(model, loader)
-    except NotImplementedError:
-        raise
-    except Exception as error:
-        fail(name, f"your function raised {type(error).__name__}: {error}")
+    return call_student(name, evaluate_accuracy, model, loader, refuse=["evaluate"])
 
 
 def _diagnose_modes(name, calls, num_batches, model, was_training: bool) -> None:
