@@ -76,7 +76,7 @@ def _forgot_layers(config, batch, seq, mlm_positions):
 
 FLOPS_MISTAKES = [
     Mistake(
-        lambda *args: reference_training_flops(*args) / 3,
+        lambda *args: _with()(*args) / 3,
         "your count is a third of the reference: that is the forward pass only (2 FLOPs per "
         "weight per token). A training step also runs the backward pass, which costs about twice "
         "the forward (gradients for the inputs and for the weights): 6 per weight per token.",
