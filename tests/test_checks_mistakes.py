@@ -9,8 +9,9 @@ import re
 
 import pytest
 
-from bertmini.checks import CheckFailed, Mistake
 from bertmini.checks import (
+    CheckFailed,
+    Mistake,
     analysis,
     attention,
     bert,
