@@ -38,6 +38,7 @@ CASES = [
     (training.check_lr_schedule, [Mistake(*pair) for pair in training.SCHEDULE_MISTAKES]),
     (training.check_training_step, [Mistake(*pair) for pair in training.STEP_MISTAKES]),
     (finetuning.check_classification_head, finetuning.HEAD_MISTAKES),
+    (finetuning.check_finetuning_loop, finetuning.LOOP_MISTAKES),
     (wordpiece.check_best_pair, [Mistake(*pair) for pair in wordpiece._BEST_PAIR_MISTAKES]),
 ]
 PARAMS = [
