@@ -252,12 +252,15 @@ def student_epoch(
                 optimizer.zero_grad()
             out = model(**batch)
             out.loss.backward()
-            if clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+            if clip is True or isinstance(clip, float):
+                norm = max_grad_norm if clip is True else clip
+                torch.nn.utils.clip_grad_norm_(model.parameters(), norm)
             if schedule == "before":
                 scheduler.step()
             if index % step_every == 0:
                 optimizer.step()
+            if clip == "after step":
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
             if schedule == "after":
                 scheduler.step()
             losses.append(out.loss.item() if as_float else out.loss)
@@ -278,6 +281,8 @@ def test_finetuning_loop_passes_students_and_the_reference(capsys):
         (student_epoch(train_mode=False), r"call model\.train\(\)"),
         (student_epoch(zero_grad=None), "never zeroed"),
         (student_epoch(clip=False), "not clipped"),
+        (student_epoch(clip="after step"), "not clipped"),
+        (student_epoch(clip=1.0), "not clipped"),
         (student_epoch(schedule=None), "learning rate never changed"),
         (student_epoch(schedule="before"), r"scheduler\.step\(\) ran before optimizer\.step\(\)"),
         (student_epoch(step_every=2), "ran 2 times for 4 batches"),

@@ -29,7 +29,7 @@ four batches, SGD and a warmup/decay schedule: hooks record the mode of every fo
 the learning rate of every optimizer step, and the weights afterwards are compared with the
 reference's. Mistakes it names: no `model.train()`, no optimizer step or more than one per
 batch, no `scheduler.step()` or one before `optimizer.step()`, gradients never zeroed, no
-clipping, clipping after the step or to a fixed norm, losses returned as tensors.
+clipping (or clipping after the step, or to a fixed norm), losses returned as tensors.
 """
 
 from collections.abc import Callable
@@ -459,7 +459,7 @@ def reference_train_epoch(
     return losses
 
 
-def _loop_variant(train_mode=True, zero_grad=True, clip="before-step", schedule="after-step"):
+def _loop_variant(train_mode=True, zero_grad=True, clip=True, schedule="after-step"):
     """The loop with one thing changed (the reference is the default)."""
 
     def train_epoch(model, loader, optimizer, scheduler, max_grad_norm):
@@ -469,14 +469,11 @@ def _loop_variant(train_mode=True, zero_grad=True, clip="before-step", schedule=
         for batch in loader:
             loss = model(**batch).loss
             loss.backward()
-            if clip in ("before-step", "fixed"):
-                norm = 1.0 if clip == "fixed" else max_grad_norm
-                nn.utils.clip_grad_norm_(model.parameters(), norm)
+            if clip:
+                nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
             if schedule == "before-step":
                 scheduler.step()
             optimizer.step()
-            if clip == "after-step":
-                nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
             if schedule == "after-step":
                 scheduler.step()
             if zero_grad:
@@ -491,22 +488,14 @@ _ZERO_GRAD = (
     "the gradients were never zeroed, so each batch's gradients pile onto the previous ones' "
     "(PyTorch *adds* to .grad): call optimizer.zero_grad() once per batch."
 )
+_NOT_CLIPPED = (
+    "the update was not clipped to max_grad_norm: call clip_grad_norm_(model.parameters(), "
+    "max_grad_norm) between loss.backward() and optimizer.step() (after the step is too late, "
+    "and a fixed norm such as 1.0 is not the argument)."
+)
 LOOP_MISTAKES = [
     Mistake(_loop_variant(zero_grad=False), _ZERO_GRAD),
-    Mistake(
-        _loop_variant(clip="none"),
-        "the gradients were not clipped: call clip_grad_norm_(model.parameters(), "
-        "max_grad_norm) between loss.backward() and optimizer.step().",
-    ),
-    Mistake(
-        _loop_variant(clip="after-step"),
-        "you clipped after optimizer.step(): the update was already made with the unclipped "
-        "gradients. Clip between loss.backward() and optimizer.step().",
-    ),
-    Mistake(
-        _loop_variant(clip="fixed"),
-        "the gradients were clipped to norm 1.0: use the max_grad_norm argument.",
-    ),
+    Mistake(_loop_variant(clip=False), _NOT_CLIPPED),
 ]
 
 
@@ -612,6 +601,7 @@ def check_finetuning_loop(train_epoch: Callable) -> None:
             f"the learning rates at each step were {lrs}; expected {expected_lrs}: call "
             "scheduler.step() once per batch, right after optimizer.step().",
         ),
+        (max(got["grad_norms"], default=0.0) > LOOP_MAX_GRAD_NORM * 1.001, _NOT_CLIPPED),
         (
             not all(isinstance(x, float) for x in got["losses"] or [None]),
             "return a list with one float per batch, loss.item(): a tensor keeps its graph alive.",
