@@ -33,6 +33,8 @@ CASES = [
     (positional.check_sinusoidal_encoding, positional._MISTAKES),
     (scaling.check_training_flops, scaling.FLOPS_MISTAKES),
     (scaling.check_mfu, scaling.MFU_MISTAKES),
+    (scaling.check_parameter_count, scaling.PARAMETER_MISTAKES),
+    (scaling.check_time_step, scaling.TIME_STEP_MISTAKES),
     (analysis.check_attention_entropy, analysis._ENTROPY_MISTAKES),
     (training.check_sparse_mlm_loss, training.MLM_MISTAKES),
     (training.check_lr_schedule, [Mistake(*pair) for pair in training.SCHEDULE_MISTAKES]),
