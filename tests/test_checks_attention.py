@@ -90,7 +90,7 @@ def test_attention_reference_passes(capsys):
         (student_attention(softmax_dim=-2), "wrong axis"),
         (student_attention(mask_mode="after"), "after the softmax"),
         (student_attention(mask_mode="flipped"), "polarity"),
-        (student_attention(mask_mode="multiply"), "multiplied the scores by the mask"),
+        (student_attention(mask_mode="multiply"), "multiplied by the mask"),
         (lambda q, k, v, mask=None: student_attention()(q, k, v, mask)[0], "expected a tuple"),
     ],
 )
@@ -184,3 +184,12 @@ def test_multi_head_crash_is_reported():
 def test_multi_head_stub_raises_not_implemented():
     with pytest.raises(NotImplementedError):
         check_multi_head_attention(stub)
+
+
+def test_softmax_with_the_global_maximum_is_named():
+    def global_max(scores, dim=-1):
+        exponentials = (scores - scores.max()).exp()  # the whole tensor's max, not each row's
+        return exponentials / exponentials.sum(dim=dim, keepdim=True)
+
+    with pytest.raises(CheckFailed, match="maximum of the whole tensor"):
+        check_softmax(global_max)

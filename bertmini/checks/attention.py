@@ -109,6 +109,13 @@ def check_softmax(softmax: Callable) -> None:
         )
         large = torch.tensor([[500.0, 498.0, 100.0], [-300.0, -301.0, -800.0]])
         got = call_student(name, softmax, large, refuse=[name])
+        if isinstance(got, torch.Tensor) and torch.isfinite(got[0]).all() and got[1].isnan().all():
+            fail(
+                name,
+                "the row [-300, -301, -800] gave NaN: you subtracted the maximum of the whole "
+                "tensor (500), so that row's exponentials all underflow to 0 and 0/0 = NaN. "
+                "Subtract each row's own maximum: scores.max(dim=dim, keepdim=True).values.",
+            )
         if isinstance(got, torch.Tensor) and not torch.isfinite(got).all():
             fail(
                 name,
@@ -219,8 +226,9 @@ _SDPA_MISTAKES = [
     ),
     Mistake(
         _mask_multiplied,
-        "you multiplied the scores by the mask: a score of 0 still gets exp(0) = 1 of weight. "
-        "Masked scores must become -inf (or a huge negative number) before the softmax.",
+        "the masked scores became 0 (multiplied by the mask, or filled with 0): a score of 0 "
+        "still gets exp(0) = 1 of weight. Masked scores must become -inf (or a huge negative "
+        "number such as torch.finfo(scores.dtype).min) before the softmax.",
     ),
 ]
 
@@ -268,13 +276,14 @@ def _multi_head_variant(
     merge_heads: str = "correct",
     qkv_layout: str = "blocks",
     project_out: bool = True,
+    qkv_bias: bool = True,
 ) -> Callable:
     """A multi-head attention with one step done wrong (the rest written as the reference)."""
 
     def forward(x, w_qkv, b_qkv, w_out, b_out, num_heads, mask=None):
         batch, seq, hidden = x.shape
         head_size = hidden // num_heads
-        qkv = x @ w_qkv.T + b_qkv  # (batch, seq, 3*hidden)
+        qkv = x @ w_qkv.T + (b_qkv if qkv_bias else 0)  # (batch, seq, 3*hidden)
         if qkv_layout == "blocks":
             q, k, v = qkv.split(hidden, dim=-1)
         else:  # interleaved: [q0 k0 v0 q1 k1 v1 ...]
@@ -336,6 +345,10 @@ _MULTI_HEAD_MISTAKES = [
         "q, k and v are taken from the wrong columns: the fused projection gives "
         "(batch, seq, 3*hidden) whose first `hidden` columns are q, the next k, the last v "
         "(`qkv.split(hidden, dim=-1)` or `.chunk(3, dim=-1)`).",
+    ),
+    Mistake(
+        _multi_head_variant(qkv_bias=False),
+        "the q, k, v bias is missing: the fused projection is x @ w_qkv.T + b_qkv.",
     ),
     Mistake(
         _multi_head_variant(project_out=False),

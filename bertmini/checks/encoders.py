@@ -48,11 +48,14 @@ def _lstm_variant(
     candidate: Callable = torch.tanh,
     keep_gate: str = "f",
     squash_cell: bool = True,
+    biases: str = "both",
 ) -> Callable:
     """An LSTM cell with one thing changed: the gate order in the stacked weights, the
-    nonlinearity on g, the gate that scales the old cell state, or the tanh on c'."""
+    nonlinearity on g, the gate that scales the old cell state, the tanh on c', a bias left out."""
 
     def cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
+        bias_ih = bias_ih if biases in ("both", "ih") else 0
+        bias_hh = bias_hh if biases in ("both", "hh") else 0
         gates = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh
         chunks = dict(zip(order, gates.chunk(4, dim=-1), strict=True))
         i, f = torch.sigmoid(chunks["i"]), torch.sigmoid(chunks["f"])
@@ -66,6 +69,16 @@ def _lstm_variant(
 
 
 LSTM_MISTAKES = [
+    Mistake(
+        _lstm_variant(biases="ih"),
+        "bias_hh is missing: PyTorch's LSTM has two bias vectors and adds both, "
+        "gates = x W_ih^T + b_ih + h W_hh^T + b_hh.",
+    ),
+    Mistake(
+        _lstm_variant(biases="hh"),
+        "bias_ih is missing: PyTorch's LSTM has two bias vectors and adds both, "
+        "gates = x W_ih^T + b_ih + h W_hh^T + b_hh.",
+    ),
     Mistake(
         _lstm_variant(order="ifog"),
         "the gates are split in the order i, f, o, g. PyTorch (and bertmini) stack the four "
