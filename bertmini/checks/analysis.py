@@ -27,7 +27,10 @@ from every wrong one:
 
 The features are leaf tensors that require gradients: after the call their `.grad` must still be
 None (the probe must not backpropagate into the representation it measures), and their values
-must be unchanged. Every call runs under a fixed torch seed, restored afterwards.
+must be unchanged. Every call runs under a fixed torch seed, restored afterwards. A hook on every
+optimizer step records the gradient norm the step sees: as the loss falls it must shrink, so a
+probe that never calls `optimizer.zero_grad()` (its gradients pile up and the norm grows) is
+named even though it may still reach a good accuracy.
 """
 
 import math

@@ -3,7 +3,8 @@
 Each check runs the student's function next to bertmini's reference on fresh random inputs and,
 when the answers differ, recomputes the usual wrong answers (no 1/sqrt(d_k), softmax over the
 wrong axis, the mask applied after the softmax, heads split without a transpose, ...) to say
-which one the student made.
+which one the student made. While the student's function runs, bertmini's own version refuses to
+run, and in the softmax check so does PyTorch's (chapter 00 asks for it built from exp and sum).
 
     check_softmax(softmax)                                        # softmax(scores, dim=-1)
     check_scaled_dot_product_attention(scaled_dot_product_attention)  # (q, k, v, mask) -> (out, w)

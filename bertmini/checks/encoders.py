@@ -6,7 +6,10 @@ bias_hh) -> (h, c)` with `bertmini.lstm.lstm_cell`. `check_encoder_layer` compar
 weights of a `bertmini.transformer.EncoderLayer`) with the layer's own forward pass.
 
 Each mistake below is a small wrong variant of the reference; when the student's answer matches
-one of them, the message names it.
+one of them, the message names it (for the cell: gate order, g's nonlinearity, the gate on the old
+cell state, the tanh on c', one of the two biases; for the layer: pre-LN, a residual, ReLU, tanh
+or tanh-GELU, LayerNorm eps, the LayerNorms missing or swapped, the padding mask ignored).
+While the student's function runs, bertmini's `lstm_cell` and `EncoderLayer` refuse to run.
 """
 
 from collections.abc import Callable

@@ -6,8 +6,9 @@
 `wordpiece` is compared with `bertmini.tokenizer.wordpiece` (greedy longest match first, `##` on
 every piece but the first, the whole word becomes `[UNK]` when some part cannot be matched or when
 it is longer than `max_chars`). The mistakes it names: shortest match first, continuations looked
-up without `##`, `##` on the first piece too, partial pieces kept around an `[UNK]`, and long
-words not turned into `[UNK]`.
+up without `##`, `##` on the first piece too, partial pieces kept around an `[UNK]`, long
+words not turned into `[UNK]`, `>=` instead of `>` for `max_chars` (a word of exactly
+`max_chars` characters given up on), and `[UNK]` returned instead of the `unk` argument.
 
 `best_pair` is the step `bertmini.tokenizer.train_wordpiece` repeats: among the adjacent symbol
 pairs, pick the one with the highest score count(ab) / (count(a) * count(b)), every count weighted
