@@ -395,6 +395,7 @@ class BertForPreTraining(PreTrainedModel):
     base_prefix = "bert."
 
     def __init__(self, config: BertConfig):
+        refuse_if_checked("BertForPreTraining")  # see bertmini.guard
         super().__init__()
         self.config = config
         self.bert = BertModel(config)

@@ -193,3 +193,13 @@ def test_softmax_with_the_global_maximum_is_named():
 
     with pytest.raises(CheckFailed, match="maximum of the whole tensor"):
         check_softmax(global_max)
+
+
+def test_attention_check_refuses_bertminis_attention():
+    def via_bertmini(q, k, v, mask=None):
+        from bertmini.attention import scaled_dot_product_attention
+
+        return scaled_dot_product_attention(q, k, v, mask)
+
+    with pytest.raises(CheckFailed, match="bertmini's own scaled_dot_product_attention, which"):
+        check_scaled_dot_product_attention(via_bertmini)

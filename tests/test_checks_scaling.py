@@ -257,3 +257,11 @@ def time_step_variant(**changes):
 def test_time_step_mistakes_are_named(wrong, words):
     with pytest.raises(CheckFailed, match=words):
         check_time_step(wrong)
+
+
+def test_parameter_count_refuses_building_bertminis_model():
+    def by_building(config):
+        return sum(p.numel() for p in BertForPreTraining(config).parameters())
+
+    with pytest.raises(CheckFailed, match="bertmini's own BertForPreTraining, which refuses"):
+        check_parameter_count(by_building)

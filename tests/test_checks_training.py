@@ -280,3 +280,17 @@ def test_sparse_mlm_loss_refuses_bertminis_head():
 def test_sparse_mlm_loss_mistakes_are_named(wrong, words):
     with pytest.raises(CheckFailed, match=words):
         check_sparse_mlm_loss(wrong)
+
+
+def test_training_step_refuses_bertminis_training_step():
+    from bertmini.train import training_step
+
+    def via_bertmini(model, batch, optimizer, max_grad_norm):
+        model.train()
+        scaler = torch.amp.GradScaler("cpu", enabled=False)
+        return float(
+            training_step(model, [batch], optimizer, scaler, "fp32", max_grad_norm)["loss"]
+        )
+
+    with pytest.raises(CheckFailed, match="bertmini's own training_step, which refuses"):
+        check_training_step(via_bertmini)

@@ -385,6 +385,7 @@ def check_parameter_count(parameter_count: Callable) -> None:
         reference_parameter_count,
         _parameter_cases(),
         PARAMETER_MISTAKES,
+        refuse=["BertForPreTraining"],
         detail=f"BERT-base (with its pretraining heads) has {base:,} parameters",
     )
 
