@@ -55,6 +55,14 @@ def fail(name: str, message: str) -> None:
     raise CheckFailed(f"❌ {name}: {message}") from None
 
 
+def diagnose(name: str, diagnoses: Iterable[tuple[bool, str]]) -> None:
+    """Fail with the advice of the first (holds, advice) pair that holds; the order is the
+    order of the questions a teacher would ask."""
+    for holds, advice in diagnoses:
+        if holds:
+            fail(name, advice)
+
+
 def call_student(name: str, function: Callable, *args, refuse: Sequence[str] = (), **kwargs):
     """`function(*args, **kwargs)`, with bertmini's own `refuse` pieces switched off meanwhile.
 

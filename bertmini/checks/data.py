@@ -34,7 +34,7 @@ from torch import Tensor
 
 from ..data.pretraining import IGNORE_INDEX, IS_NEXT, NOT_NEXT
 from ..data.pretraining import mask_tokens as _mask_tokens
-from . import call_student, fail, passed
+from . import call_student, diagnose, fail, passed
 
 # ---------------------------------------------------------------------------------------------
 # Exercise 1: MLM masking
@@ -302,9 +302,7 @@ def _diagnose_split(name: str, mask_share: float, random_share: float, keep_shar
             "token: < 0.8 -> [MASK], 0.8-0.9 -> random, >= 0.9 -> keep.",
         ),
     ]
-    for holds, advice in diagnoses:
-        if holds:
-            fail(name, advice)
+    diagnose(name, diagnoses)
 
 
 _LOOK_UP = (
@@ -461,36 +459,36 @@ def check_nsp_pair(sample_nsp_pair_fn: Callable) -> None:
             not_next_docs.setdefault((d, s), []).append(b_doc)
 
     next_rate = num_next / len(draws)
-    if next_ok < 0.5 * num_next and not_next_from_other < 0.5 * num_not_next:
-        fail(
-            name,
-            "the labels are swapped: 0 means IsNext (B really follows A) and 1 means "
-            "NotNext (B from another document), as in Hugging Face.",
-        )
-    if abs(next_rate - 0.5) > 0.04:
-        fail(
-            name,
-            f"{next_rate:.1%} of the pairs are IsNext; expected 50% "
-            "(`if rng.random() < 0.5:` IsNext, else NotNext).",
-        )
-    if next_ok < num_next:
-        fail(
-            name,
-            f"{num_next - next_ok} of {num_next} IsNext pairs do not have the next "
-            "sentence as B: B must be documents[doc_index][sentence_index + 1].",
-        )
-    if same_document:
-        fail(
-            name,
-            f"{same_document} of {num_not_next} NotNext Bs came from A's own document: "
-            "draw the random document among the *other* documents, or the label is a lie.",
-        )
-    if first_sentences == num_not_next:
-        fail(
-            name,
-            "every NotNext B is the first sentence of its document: the model could "
-            "spot NotNext by how openings look. Pick a random sentence of the other document.",
-        )
+    diagnose(
+        name,
+        [
+            (
+                next_ok < 0.5 * num_next and not_next_from_other < 0.5 * num_not_next,
+                "the labels are swapped: 0 means IsNext (B really follows A) and 1 means "
+                "NotNext (B from another document), as in Hugging Face.",
+            ),
+            (
+                abs(next_rate - 0.5) > 0.04,
+                f"{next_rate:.1%} of the pairs are IsNext; expected 50% "
+                "(`if rng.random() < 0.5:` IsNext, else NotNext).",
+            ),
+            (
+                next_ok < num_next,
+                f"{num_next - next_ok} of {num_next} IsNext pairs do not have the next "
+                "sentence as B: B must be documents[doc_index][sentence_index + 1].",
+            ),
+            (
+                same_document > 0,
+                f"{same_document} of {num_not_next} NotNext Bs came from A's own document: "
+                "draw the random document among the *other* documents, or the label is a lie.",
+            ),
+            (
+                first_sentences == num_not_next,
+                "every NotNext B is the first sentence of its document: the model could "
+                "spot NotNext by how openings look. Pick a random sentence of the other document.",
+            ),
+        ],
+    )
     _diagnose_not_next_documents(name, not_next_docs, len(documents))
     if len(other_documents) < 0.8 * len(documents):
         fail(
@@ -540,6 +538,4 @@ def _diagnose_not_next_documents(name: str, not_next_docs: dict, num_documents: 
             ">= doc_index (skipping A's own document), which makes n-1 reachable.",
         ),
     ]
-    for holds, advice in diagnoses:
-        if holds:
-            fail(name, advice)
+    diagnose(name, diagnoses)

@@ -42,7 +42,7 @@ from torch.utils.data import DataLoader
 
 from ..data.finetuning import ClassificationCollator
 from ..model import BertForSequenceClassification
-from . import Mistake, call_student, compare, fail, passed, tiny_config
+from . import Mistake, call_student, compare, diagnose, fail, passed, tiny_config
 
 # ---------------------------------------------------------------------------------------------
 # Exercise 1: the classification head and its loss
@@ -607,9 +607,7 @@ def check_finetuning_loop(train_epoch: Callable) -> None:
             "return a list with one float per batch, loss.item(): a tensor keeps its graph alive.",
         ),
     ]
-    for holds, advice in diagnoses:
-        if holds:
-            fail(name, advice)
+    diagnose(name, diagnoses)
     if not _same_weights(got, expected):
         for mistake in LOOP_MISTAKES:
             if _same_weights(got, _run_loop(mistake.wrong)):
