@@ -101,3 +101,17 @@ def test_a_difference_never_shows_two_identical_shapes():
     assert "has shape (2, 5, 8); expected (2, 5, 16)" in difference(
         torch.zeros(2, 5, 8), expected, 1e-5
     )
+
+
+def test_a_tuple_element_is_named_by_what_it_is():
+    from bertmini.checks.attention import check_scaled_dot_product_attention
+
+    def scaled_weights(q, k, v, mask=None):
+        scores = q @ k.transpose(-2, -1) / q.size(-1) ** 0.5
+        if mask is not None:
+            scores = scores.masked_fill(~mask, float("-inf"))
+        weights = scores.softmax(-1)
+        return weights @ v, weights * 1.5  # the output is right, the weights returned are not
+
+    with pytest.raises(CheckFailed, match=r"your weights \(element 1 of your tuple\) differs"):
+        check_scaled_dot_product_attention(scaled_weights)

@@ -117,9 +117,12 @@ def _row(tensor: torch.Tensor, index: tuple[int, ...], limit: int = 6) -> str:
     return f"[{values}{', ...' if row.numel() > limit else ''}]"
 
 
-def difference(got, expected, atol: float, what: str = "your output") -> str | None:
+def difference(
+    got, expected, atol: float, what: str = "your output", names: Sequence[str] = ()
+) -> str | None:
     """None if `got` matches `expected`; else one short explanation: which output differs
-    (which element of a tuple), the largest difference, where, and that row side by side."""
+    (which element of a tuple, by its name in `names` if given), the largest difference, where,
+    and that row side by side."""
     if isinstance(expected, (tuple, list)):
         if not isinstance(got, (tuple, list)) or len(got) != len(expected):
             kind = f"a {type(got).__name__}" + (
@@ -127,7 +130,10 @@ def difference(got, expected, atol: float, what: str = "your output") -> str | N
             )
             return f"expected a {type(expected).__name__} of {len(expected)}, got {kind}"
         for position, (g, e) in enumerate(zip(got, expected, strict=True)):
-            message = difference(g, e, atol, f"element {position} of your {type(got).__name__}")
+            label = f"element {position} of your {type(got).__name__}"
+            if position < len(names):
+                label = f"your {names[position]} ({label})"
+            message = difference(g, e, atol, label)
             if message:
                 return message
         return None
@@ -160,12 +166,14 @@ def compare(
     atol: float = 1e-5,
     trials: int = 3,
     refuse: Sequence[str] = (),
+    names: Sequence[str] = (),
 ) -> None:
     """Run `student` and `reference` on `trials` fresh inputs; return quietly if they agree,
     else fail naming the matching mistake, or saying how the outputs differ.
 
     `make_inputs(generator)` returns the positional arguments for one trial; `refuse` names the
-    bertmini pieces the student's function may not call.
+    bertmini pieces the student's function may not call; `names` names the elements of a tuple
+    the function returns, for the message.
     """
     mistakes = list(mistakes)
     for trial in range(trials):
@@ -184,5 +192,6 @@ def compare(
                 fail(name, mistake.advice)
         fail(
             name,
-            f"{difference(got, expected, atol)}\n   Compare your steps with the equations above.",
+            f"{difference(got, expected, atol, names=names)}\n"
+            "   Compare your steps with the equations above.",
         )

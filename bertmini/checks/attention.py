@@ -250,6 +250,7 @@ def check_scaled_dot_product_attention(attention: Callable) -> None:
             _SDPA_MISTAKES,
             trials=2,
             refuse=[name],
+            names=("output", "weights"),
         )
     passed(name, "output and weights match, with and without a padding mask")
 

@@ -129,6 +129,7 @@ def check_lstm_cell(lstm_cell: Callable) -> None:
         LSTM_MISTAKES,
         atol=1e-5,
         refuse=["lstm_cell"],
+        names=("h", "c"),
     )
     passed("lstm_cell", "same (h, c) as bertmini.lstm.lstm_cell (and nn.LSTM) on random inputs")
 

@@ -193,6 +193,7 @@ def check_classification_head(classification_loss: Callable) -> None:
         _head_inputs,
         HEAD_MISTAKES,
         atol=1e-5,
+        names=("logits", "loss"),
     )
     passed(name, "logits = classifier(tanh(pooler(h[:, 0]))), loss = cross_entropy(logits, labels)")
 
