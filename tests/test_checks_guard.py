@@ -31,8 +31,11 @@ def test_a_guarded_piece_refuses_only_inside_its_check():
         lambda scores, dim=-1: torch.softmax(scores, dim=dim),
         lambda scores, dim=-1: F.softmax(scores, dim=dim),
         lambda scores, dim=-1: scores.softmax(dim),
+        lambda scores, dim=-1: torch.nn.Softmax(dim)(scores),
+        lambda scores, dim=-1: scores.log_softmax(dim).exp(),
+        lambda scores, dim=-1: torch.special.softmax(scores, dim),
     ],
-    ids=["torch.softmax", "F.softmax", "Tensor.softmax"],
+    ids=["torch.softmax", "F.softmax", "Tensor.softmax", "nn.Softmax", "log_softmax", "special"],
 )
 def test_softmax_check_refuses_pytorch_softmax(shortcut):
     """Chapter 00 forbids PyTorch's softmax in the softmax exercise: the check enforces it."""
@@ -40,7 +43,7 @@ def test_softmax_check_refuses_pytorch_softmax(shortcut):
         check_softmax(shortcut)
     scores = torch.randn(2, 3)  # and every softmax is PyTorch's own again afterwards
     assert torch.allclose(shortcut(scores), scores.exp() / scores.exp().sum(-1, keepdim=True))
-    assert "softmax" not in vars(torch.Tensor)
+    assert "softmax" not in vars(torch.Tensor) and "log_softmax" not in vars(torch.Tensor)
 
 
 def test_embeddings_check_refuses_calling_the_module():

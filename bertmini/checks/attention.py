@@ -70,7 +70,11 @@ _SOFTMAX_MISTAKES = [
 
 # Chapter 00 asks for softmax built from exp and sum, so while the student's softmax runs,
 # PyTorch's own refuses (the reference and the mistakes, run outside, still use it).
-TORCH_SOFTMAXES = ((torch, "softmax"), (F, "softmax"), (torch.Tensor, "softmax"))
+TORCH_SOFTMAXES = tuple(
+    (owner, name)
+    for owner in (torch, F, torch.Tensor, torch.special)
+    for name in ("softmax", "log_softmax")
+)
 
 
 @contextlib.contextmanager
