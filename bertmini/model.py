@@ -33,6 +33,7 @@ from torch import nn
 
 from . import hub
 from .attention import padding_mask
+from .guard import refuse_if_checked
 from .lstm import BiLSTMEncoder
 from .positional import SinusoidalPositions, learned_positions
 from .transformer import EncoderLayer
@@ -149,6 +150,7 @@ class Embeddings(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
         """input_ids, segment_ids: (batch, seq) -> (batch, seq, hidden)."""
+        refuse_if_checked("Embeddings")  # see bertmini.guard
         positions = torch.arange(input_ids.size(1), device=input_ids.device)  # (seq,)
         x = self.word(input_ids) + self.segment(segment_ids) + self.position(positions)
         return self.dropout(self.norm(x))
@@ -382,6 +384,7 @@ class MaskedLMHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """(..., hidden) -> (..., vocab)."""
+        refuse_if_checked("MaskedLMHead")  # see bertmini.guard
         h = self.norm(F.gelu(self.transform(hidden)))
         return F.linear(h, self.decoder_weight, self.bias)
 
@@ -392,6 +395,7 @@ class BertForPreTraining(PreTrainedModel):
     base_prefix = "bert."
 
     def __init__(self, config: BertConfig):
+        refuse_if_checked("BertForPreTraining")  # see bertmini.guard
         super().__init__()
         self.config = config
         self.bert = BertModel(config)
