@@ -282,6 +282,8 @@ def _read_file(path: str) -> Any:
     options = {"delimiter": "\t", "quoting": 3} if suffix == ".tsv" else {}  # GLUE: no quoting
     if suffix == ".csv" or suffix == ".tsv":
         options["encoding"] = "utf-8-sig"  # a BOM is not part of the first column's name
+    bars_were_on = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # a small local file needs no "Generating split" bar
     try:
         return datasets.load_dataset(
             FILE_FORMATS[suffix], data_files=path, split="train", **options
@@ -296,6 +298,9 @@ def _read_file(path: str) -> Any:
             f"({type(cause).__name__}: {reason}); mixed types in one column "
             '(e.g. labels 1 and "pos") are a common cause'
         ) from None
+    finally:
+        if bars_were_on:
+            datasets.enable_progress_bars()
 
 
 def _check_text_file(path: str, has_header: bool) -> None:
