@@ -490,9 +490,9 @@ def _file_task(args, model_dir, trained_on: dict):
     from .data import real
     from .data.finetuning import Task
     from .model import load_config
+    from .recipes import label_names
 
-    config = load_config(model_dir)
-    names = [config.id2label[i] for i in range(config.num_labels)] if config.id2label else None
+    names = label_names(load_config(model_dir))
     examples = real.read_examples(
         real.read_table(args.file),
         args.file,
@@ -500,7 +500,6 @@ def _file_task(args, model_dir, trained_on: dict):
         args.text_pair_column or trained_on.get("text_pair_column"),
         args.label_column,
     )
-    names = names or [str(i) for i in range(config.num_labels)]
     unknown = sorted({str(label) for label in examples["label"]} - set(names))
     if unknown:
         raise ValueError(f"{args.file} has labels {unknown[:5]} the model does not know: {names}")

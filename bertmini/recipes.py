@@ -180,7 +180,7 @@ def pretrain(
 
 
 def load_finetuning_task(
-    task: str = EMBEDDED_TASK,
+    task=EMBEDDED_TASK,
     train_file: str | Path | None = None,
     validation_file: str | Path | None = None,
     test_file: str | Path | None = None,
@@ -189,12 +189,15 @@ def load_finetuning_task(
     dataset_config: str | None = None,
 ):
     """The `Task` to fine-tune on: local files if `train_file`, a hub dataset if `dataset`, else
-    the task named `task` (embedded-sentiment, embedded-nli, embedded-tagging, sst2, imdb).
-    `columns` may name text_column, text_pair_column and label_column (default: guessed)."""
+    `task`: a `Task`, or the name of one (embedded-sentiment, embedded-nli, embedded-tagging,
+    sst2, imdb). `columns` may name text_column, text_pair_column and label_column (default:
+    guessed)."""
     from .data import real
     from .data.finetuning import Task
     from .data.tasks import EMBEDDED_TASKS
 
+    if isinstance(task, Task):
+        return task
     columns = columns or {}
     if train_file is not None:
         return real.load_labelled_files(train_file, validation_file, test_file, **columns)
@@ -211,7 +214,7 @@ def load_finetuning_task(
 def finetune(
     out: str | Path | None,
     model: str | Path,
-    task: str = EMBEDDED_TASK,
+    task=EMBEDDED_TASK,
     from_scratch: bool = False,
     max_seq_len: int | None = None,
     steps: int | None = None,
@@ -418,11 +421,7 @@ def predict_file(
     )
     model = BertForSequenceClassification.from_pretrained(model_dir).eval()
     tok = Tokenizer.from_pretrained(model_dir, fast=True)
-    names = (
-        [model.config.id2label[i] for i in range(model.config.num_labels)]
-        if (model.config.id2label)
-        else [str(i) for i in range(model.config.num_labels)]
-    )
+    names = label_names(model.config)
     texts, pairs = examples["text"], examples.get("text_pair")
     rows = []
     for start in tqdm(range(0, len(texts), batch_size), "predicting", disable=not progress):
@@ -446,6 +445,13 @@ def predict_file(
                 text + [names[best], f"{probs[best]:.6f}"] + [f"{p:.6f}" for p in probs]
             )
     return len(rows)
+
+
+def label_names(config) -> list[str]:
+    """The name of each class id of a classifier's config: its id2label, else "0", "1"..."""
+    if config.id2label:
+        return [config.id2label[i] for i in range(config.num_labels)]
+    return [str(i) for i in range(config.num_labels)]
 
 
 def read_trained_on(model_dir: str | Path) -> dict:
