@@ -9,6 +9,7 @@
     bench       training-step speed of bertmini (and Hugging Face side by side)
     demo        pretrain, fine-tune, compare with from-scratch; print a table, save plots
     student     write the student edition of the chapters (solutions removed)
+    grade       run a class's notebooks of one chapter, write grades.csv and feedback files
 
 Every command has a --help that explains its options. A model directory holds config.json,
 model.safetensors and vocab.txt, so `fill-mask --model DIR` finds the model and its tokenizer.
@@ -171,13 +172,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--corpus",
         default="embedded",
-        help="embedded (generated, offline), "
-        "wikitext-2, wikitext-103 (need the hub), or a glob of local .txt files with "
-        "one sentence per line and blank lines between documents (default: %(default)s)",
+        help="embedded (generated, offline), wikitext-2, wikitext-103 (need the hub), or local "
+        "UTF-8 text: a file, a glob, a directory of .txt files or a saved dataset, one sentence "
+        "per line, blank lines between documents; 5%% of documents are held out for validation "
+        "(default: %(default)s)",
     )
     p.add_argument(
         "--tokenizer",
-        help="directory (or vocab.txt) of a WordPiece vocabulary; default: train one on the corpus",
+        help="directory (or vocab.txt) of a WordPiece vocabulary, e.g. a real BERT's; default: "
+        "--init-from's, else train one on the corpus",
+    )
+    p.add_argument(
+        "--init-from",
+        metavar="DIR",
+        help="start from this checkpoint's weights and shape (domain-adaptive pretraining of a "
+        "real BERT); heads it lacks start fresh",
     )
     p.add_argument(
         "--vocab-size", type=int, help="size of the vocabulary to train (default: the profile's)"
@@ -326,6 +335,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("src", help="directory of the instructor notebooks, e.g. chapters")
     p.add_argument("dst", help="directory to write the student edition to, e.g. student")
+
+    p = commands.add_parser(
+        "grade",
+        help="grade a class's notebooks of one chapter",
+        description="Run each student's notebook in a fresh kernel (ci profile, CPU, a temporary "
+        "copy), read what each exercise's check said, and write OUT/grades.csv and "
+        "OUT/feedback/STUDENT.md. NOT a security sandbox: the notebooks run with your rights, "
+        "so grade on a machine you can wipe.",
+    )
+    p.add_argument(
+        "submissions",
+        help="folder with one notebook per student (alice.ipynb) or one sub-folder per student",
+    )
+    p.add_argument("--chapter", required=True, help="chapter number, e.g. 02")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=60,
+        help="seconds one cell may run (default: %(default)s)",
+    )
+    p.add_argument(
+        "--notebook-timeout",
+        type=float,
+        default=600,
+        help="seconds one notebook may run (default: %(default)s)",
+    )
+    p.add_argument(
+        "--memory-gb",
+        type=float,
+        default=4,
+        help="memory one kernel may allocate, Linux only (default: %(default)s)",
+    )
+    p.add_argument("--out", default="grades", help="output directory (default: %(default)s)")
+    p.add_argument(
+        "--chapters",
+        help="folder of the instructor notebooks (default: chapters/ of this checkout)",
+    )
     return parser
 
 
@@ -356,6 +402,7 @@ def _run(args) -> None:
             mlm_probability=args.mlm_probability,
             dupe_factor=args.dupe_factor,
             resume=args.resume,
+            init_from=args.init_from,
             **_train_options(args),
         )
         last = {k: v for k, v in history[-1].items() if "loss" in k or "accuracy" in k}
@@ -427,6 +474,18 @@ def _run(args) -> None:
             from .student import make_student_edition
         written = make_student_edition(args.src, args.dst)
         print(f"student edition: {len(written or [])} notebooks in {args.dst}")
+    elif args.command == "grade":
+        try:
+            from . import grade
+        except ImportError as error:  # nbclient / ipykernel come with the lab and grade extras
+            raise ValueError(f"grade needs {error.name}: pip install 'bertmini[grade]'") from None
+
+        limits = grade.Limits(args.timeout, args.notebook_timeout, int(args.memory_gb * 2**30))
+        results = grade.grade_class(
+            args.submissions, args.chapter, args.out, limits, chapters_dir=args.chapters
+        )
+        print(grade.summary_table(results))
+        print(f"grades: {args.out}/grades.csv, feedback: {args.out}/feedback/")
 
 
 def evaluate_model(args) -> dict[str, dict[str, float]]:

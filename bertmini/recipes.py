@@ -51,6 +51,36 @@ def get_tokenizer(
     return Tokenizer.train(texts, vocab_size, fast=True)
 
 
+def _load_for_pretraining(init_from, tok, model_options: dict, rank: int):
+    """BertForPreTraining with the weights of checkpoint `init_from`, checked against the
+    tokenizer's vocabulary; heads the checkpoint lacks start fresh, with a printed note."""
+    from .model import BertForPreTraining
+
+    vocab_file = Path(init_from) / "vocab.txt"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "BertForPreTraining: .* start random")
+        model = BertForPreTraining.from_pretrained(init_from, **model_options)
+    checkpoint_tokens = vocab_file.read_text("utf-8").split("\n") if vocab_file.is_file() else []
+    checkpoint_tokens = [t.rstrip("\r") for t in checkpoint_tokens if t]
+    if model.config.vocab_size != len(tok) or (
+        checkpoint_tokens and checkpoint_tokens != tok.ids_to_tokens
+    ):
+        raise ValueError(
+            f"--init-from {init_from} was trained with another vocabulary than the tokenizer's "
+            f"({model.config.vocab_size} vs {len(tok)} tokens): its embeddings fit only its "
+            f"own. Drop --tokenizer to use {init_from}'s vocab.txt, or give the same one"
+        )
+    missing = model.loading_info["missing_keys"]
+    if missing and rank == 0:
+        heads = sorted({name.split(".")[0] for name in missing})
+        print(
+            f"note: {init_from} has no weights for {', '.join(heads)} ({len(missing)} tensors): "
+            "they start fresh (the MLM decoder is tied to the word embeddings, so only its "
+            "transform and bias are new)"
+        )
+    return model
+
+
 def per_process_batch(batch_size: int, grad_accum_steps: int) -> int:
     """Examples per micro-batch per process, for a global batch of `batch_size` per step."""
     import torch.distributed as dist
@@ -102,9 +132,16 @@ def pretrain(
     callbacks=(),
     model_options: dict | None = None,
     profile=None,
+    init_from: str | Path | None = None,
     **train_options,
 ):
     """Pretrain a BertForPreTraining on `corpus`; sizes left as None come from the profile.
+
+    `corpus`: "embedded", a hub corpus, or local text (a file, glob, directory or saved
+    dataset; 5% of its documents held out for validation). `tokenizer`: a directory with a
+    vocab.txt to reuse (e.g. a real BERT's); default: train one on the corpus. `init_from`: a
+    checkpoint directory whose weights (and shape, and vocabulary unless `tokenizer` is given)
+    to start from, for domain-adaptive pretraining; heads it lacks start fresh.
 
     `dupe_factor` builds the NSP pairs that many times over the corpus, each time with other
     splits and other random Bs, so a small corpus is not seen as the same few thousand pairs
@@ -113,7 +150,12 @@ def pretrain(
     Returns (model, tokenizer, history). `model_options` go to BertConfig (e.g.
     pre_layer_norm=True), `train_options` to TrainConfig (seed, precision...).
     """
-    from .data.pretraining import PretrainingCollator, PretrainingDataset, check_dupe_factor
+    from .data.pretraining import (
+        PretrainingCollator,
+        PretrainingDataset,
+        check_dupe_factor,
+        warn_if_nsp_is_solvable_from_length,
+    )
     from .model import BertConfig, BertForPreTraining
     from .train import TrainConfig, make_loader, setup_distributed, train
 
@@ -134,6 +176,11 @@ def pretrain(
     documents = load_documents(corpus, "train", num_documents or profile.num_documents, seed)
     if not documents:
         raise ValueError(f"corpus {corpus!r} has no training documents")
+    if nsp:
+        warn_if_nsp_is_solvable_from_length(documents)
+    if init_from is not None and preset is not None:
+        raise ValueError("--preset and --init-from both set the model's shape; drop --preset")
+    tokenizer = init_from if tokenizer is None else tokenizer
     tok = get_tokenizer(tokenizer, out, documents, vocab_size or profile.vocab_size, resume)
     if rank == 0:
         tok.save_pretrained(out)  # beside the model, for fill-mask and fine-tuning
@@ -171,10 +218,13 @@ def pretrain(
         )
 
     torch.manual_seed(seed)
-    if model_options is None:
-        model_options = profile.model_options
-    model_config = BertConfig.preset(preset or profile.preset, vocab_size=len(tok), **model_options)
-    model = BertForPreTraining(model_config)
+    if init_from is not None:
+        model = _load_for_pretraining(init_from, tok, model_options or {}, rank)
+    else:
+        options = profile.model_options if model_options is None else model_options
+        model = BertForPreTraining(
+            BertConfig.preset(preset or profile.preset, vocab_size=len(tok), **options)
+        )
     history = train(model, loader, config, eval_loader, callbacks, out_dir=out, resume=resume)
     return model, tok, history
 
@@ -189,15 +239,18 @@ def load_finetuning_task(
     dataset_config: str | None = None,
 ):
     """The `Task` to fine-tune on: local files if `train_file`, a hub dataset if `dataset`, else
-    `task`: a `Task`, or the name of one (embedded-sentiment, embedded-nli, embedded-tagging,
-    sst2, imdb). `columns` may name text_column, text_pair_column and label_column (default:
-    guessed)."""
+    `task`: a `Task`, the name of one (embedded-sentiment, embedded-nli, embedded-tagging,
+    sst2, imdb), or the splits themselves, {split: [(text, label), ...]}. `columns` may name
+    text_column, text_pair_column and label_column (default: guessed)."""
     from .data import real
     from .data.finetuning import Task
     from .data.tasks import EMBEDDED_TASKS
 
     if isinstance(task, Task):
         return task
+    if isinstance(task, dict):  # the splits themselves: {split: [(text, label), ...]}
+        num_labels = 1 + max(label for rows in task.values() for _, label in rows)
+        return Task.from_rows("splits", task, [str(i) for i in range(num_labels)])
     columns = columns or {}
     if train_file is not None:
         return real.load_labelled_files(train_file, validation_file, test_file, **columns)

@@ -6,7 +6,7 @@ import pytest
 
 from bertmini.checks import CheckFailed
 from bertmini.checks.wordpiece import check_best_pair, check_wordpiece, reference_best_pair
-from bertmini.tokenizer import train_wordpiece
+from bertmini.tokenizer import likelihood_ratio_score, train_wordpiece
 from bertmini.tokenizer import wordpiece as bertmini_wordpiece
 
 
@@ -107,7 +107,7 @@ def test_best_pair_mistakes_are_named(wrong, words):
 def test_reference_best_pair_repeated_is_train_wordpiece():
     """Merging best_pair again and again gives the vocabulary train_wordpiece learns."""
     word_counts = {"hugging": 7, "hug": 10, "pug": 5, "pun": 12, "bun": 4, "hugs": 5, "gig": 3}
-    vocab = train_wordpiece(word_counts, vocab_size=40, min_frequency=1)
+    vocab = train_wordpiece(word_counts, 40, min_frequency=1, score=likelihood_ratio_score)
     splits = {w: [w[0]] + ["##" + c for c in w[1:]] for w in word_counts}
     mine = list(vocab[: 5 + 2 * len({c for w in word_counts for c in w})])
     while len(mine) < 40 and (pair := reference_best_pair(splits, word_counts)) is not None:

@@ -13,7 +13,6 @@ from bertmini.data.real import (
     load_corpus,
     load_task,
     parse_labelled,
-    parse_text_files,
     parse_wikitext,
 )
 
@@ -53,25 +52,6 @@ def test_parse_wikitext_from_a_parquet_file(tmp_path):
         ],
         ["The building is 3.5 stories tall ."],
     ]
-
-
-def test_load_corpus_from_local_text_files(tmp_path):
-    (tmp_path / "a.txt").write_text("First doc, line one.\nLine two.\n\n\nSecond doc.\n  \nThird.")
-    (tmp_path / "b.txt").write_text("Fourth doc starts a new file.\nStill fourth.\n")
-    documents = load_corpus(str(tmp_path / "*.txt"))
-    assert documents == [
-        ["First doc, line one.", "Line two."],
-        ["Second doc."],
-        ["Third."],
-        ["Fourth doc starts a new file.", "Still fourth."],
-    ]
-    with pytest.raises(FileNotFoundError, match="no files match"):
-        load_corpus(str(tmp_path / "missing" / "*.txt"))
-
-
-def test_parse_text_files_keeps_files_apart():
-    dataset = datasets.Dataset.from_dict({"text": ["end of file a", "start of file b\nmore b"]})
-    assert parse_text_files(dataset) == [["end of file a"], ["start of file b", "more b"]]
 
 
 def test_parse_sst2_and_imdb_schemas(tmp_path):

@@ -4,8 +4,9 @@ Two entry points, each returning plain Python data the rest of bertmini understa
 
 * ``load_corpus(name, split)`` → documents, each a list of sentence (or line) strings:
   ``"wikitext-2"``, ``"wikitext-103"`` (``Salesforce/wikitext``, raw versions), ``"embedded"``
-  (the generated corpus, offline) or local text files ``"path/*.txt"`` (one sentence per
-  line, a blank line between documents — the format of Google's BERT pretraining data).
+  (the generated corpus, offline) or local text: a file, a glob, a directory or a saved
+  dataset (one sentence per line, a blank line between documents — the format of Google's BERT
+  pretraining data); 5% of its documents are held out for validation.
 * ``load_task(name)`` → ``{split: [(text, label), ...]}``: ``"sst2"`` (``nyu-mll/glue``),
   ``"imdb"`` (``stanfordnlp/imdb``) or ``"embedded-sentiment"`` (offline).
 
@@ -40,18 +41,28 @@ class HubUnavailableError(ConnectionError):
     """The Hugging Face hub could not be reached (offline mode or no network)."""
 
 
+class CorpusError(ValueError):
+    """A local corpus that cannot be read as text; the message says which file and what to do."""
+
+
 # ---------------------------------------------------------------------------------------------
 # Corpora
 # ---------------------------------------------------------------------------------------------
+
+VALIDATION_FRACTION = 0.05  # of a local corpus's documents, held out (at least one)
 
 
 def load_corpus(name: str, split: str = "train") -> list[list[str]]:
     """Documents of a corpus, each a list of sentence strings.
 
     Args:
-        name: ``"wikitext-2"``, ``"wikitext-103"``, ``"embedded"``, or a path/glob of local
-            ``.txt`` files (one sentence per line, blank lines between documents).
-        split: ``"train"``, ``"validation"`` or ``"test"`` (ignored for local files).
+        name: ``"wikitext-2"``, ``"wikitext-103"``, ``"embedded"``, or local text: a file, a
+            glob, a directory (every ``*.txt`` below it), or a dataset saved with
+            ``Dataset.save_to_disk`` (one document per row of its ``text`` column). See
+            :func:`read_local_corpus` for the format.
+        split: ``"train"``, ``"validation"`` or ``"test"``. A local corpus has train and
+            validation: a deterministic 5% of its documents (at least one) is held out, so
+            validation never scores on training text.
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"corpus name must be a non-empty string; {_known_corpora()}")
@@ -65,23 +76,160 @@ def load_corpus(name: str, split: str = "train") -> list[list[str]]:
         _check_split(split, ("train", "validation", "test"), name)
         return parse_wikitext(_load_from_hub(name, path, config, split))
     if _looks_like_path(name):
-        files = sorted(glob.glob(os.path.expanduser(name)))
-        if not files:
-            raise FileNotFoundError(
-                f"no files match {name!r}. Give a path or glob such as 'data/*.txt'."
-            )
-        import datasets
-
-        # One row per file, so a document never runs across two files.
-        dataset = datasets.load_dataset(
-            "text", data_files=files, split="train", sample_by="document"
-        )
-        return parse_text_files(dataset)
+        _check_split(split, ("train", "validation"), f"local corpus {name}")
+        return hold_out(read_local_corpus(name), split, name)
     raise ValueError(f"unknown corpus {name!r}; {_known_corpora()}")
+
+
+def hold_out(documents: list[list[str]], split: str, name: str) -> list[list[str]]:
+    """The ``split`` of a local corpus: validation is every 20th document (evenly spread, at
+    least one), train the rest."""
+    if len(documents) < 2:
+        raise CorpusError(
+            f"corpus {name} has {len(documents)} document(s); at least 2 are needed to hold one "
+            "out for validation (separate documents by a blank line, or give one file each)"
+        )
+    num_held_out = max(1, round(VALIDATION_FRACTION * len(documents)))
+    stride = len(documents) / num_held_out
+    held_out = {int(stride * (k + 0.5)) for k in range(num_held_out)}
+    keep = (lambda i: i in held_out) if split == "validation" else (lambda i: i not in held_out)
+    return [doc for i, doc in enumerate(documents) if keep(i)]
+
+
+def read_local_corpus(name: str) -> list[list[str]]:
+    """Documents of local text: a file, a glob, a directory of ``*.txt`` or a saved dataset.
+
+    Text files are UTF-8 (a byte-order mark is fine), one sentence (or paragraph) per line;
+    a blank line ends a document, and so does the end of a file. WikiText's `` = Title = ``
+    lines start a new document. Anything else (latin-1, UTF-16, binary, a labelled table) is
+    refused with a :class:`CorpusError` naming the file and what to do.
+    """
+    path = os.path.expanduser(name)
+    if os.path.isdir(path) and _is_saved_dataset(path):
+        return _read_saved_dataset(path)
+    if os.path.isdir(path):
+        files = sorted(glob.glob(os.path.join(path, "**", "*.txt"), recursive=True))
+    else:
+        files = sorted(f for f in glob.glob(path) if os.path.isfile(f))
+    if not files:
+        raise CorpusError(
+            f"no text files at {name!r}: give a .txt file, a glob such as 'data/*.txt', a "
+            "directory holding .txt files, or a directory written by Dataset.save_to_disk"
+        )
+    documents = [doc for file in files for doc in text_to_documents(read_text_file(file))]
+    if not documents:
+        where = files[0] if len(files) == 1 else f"{len(files)} files at {name!r}"
+        raise CorpusError(f"no text in {where}: the corpus is empty")
+    return documents
+
+
+_UTF16_32_BOMS = {
+    b"\xff\xfe\x00\x00": "utf-32le",
+    b"\x00\x00\xfe\xff": "utf-32be",
+    b"\xff\xfe": "utf-16le",
+    b"\xfe\xff": "utf-16be",
+}
+
+
+def read_text_file(file: str) -> str:
+    """A file's text if it is UTF-8 (BOM allowed) and not a labelled table; else CorpusError."""
+    with open(file, "rb") as handle:
+        data = handle.read()
+    for bom, encoding in _UTF16_32_BOMS.items():
+        if data.startswith(bom):
+            raise CorpusError(
+                f"{file} is {encoding.upper()} (byte-order mark at byte offset 0), not UTF-8: "
+                f"convert it with `iconv -f {encoding} -t utf-8 {file} > {file}.utf8.txt`"
+            )
+    if (nul := data.find(b"\x00")) >= 0:
+        raise CorpusError(
+            f"{file} is not text: a NUL byte at byte offset {nul} (a binary file, or UTF-16 "
+            f"without a byte-order mark: `iconv -f utf-16 -t utf-8 {file} > {file}.utf8.txt`)"
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        bad = data[error.start : error.start + 1].hex()
+        raise CorpusError(
+            f"{file} is not UTF-8: byte 0x{bad} at byte offset {error.start}. If it is latin-1 "
+            f"(or Windows-1252), convert it with `iconv -f latin1 -t utf-8 {file} > "
+            f"{file}.utf8.txt`"
+        ) from None
+    _refuse_labelled_table(text.split("\n", 20)[:20], file)
+    return text
+
+
+_LABEL_HEADERS = {"label", "labels", "sentiment", "class", "target", "category", "y"}
+_TRAILING_LABEL = re.compile(r"\t-?\d+\s*$")  # "a fine film\t1"
+
+
+def _refuse_labelled_table(first_lines: list[str], file: str) -> None:
+    """Refuse a TSV/CSV of labelled examples: as a corpus its labels would become text."""
+    lines = [line for line in first_lines if line.strip()]
+    if not lines:
+        return
+    cells = [cell.strip().strip('"').lower() for cell in re.split(r"[\t,]", lines[0])]
+    # A header row is two or more names ("sentence\tlabel"), not a sentence with a comma.
+    is_header = len(cells) > 1 and all(re.fullmatch(r"[a-z_][\w-]*", cell) for cell in cells)
+    labelled_rows = sum(bool(_TRAILING_LABEL.search(line)) for line in lines)
+    if is_header and set(cells) & _LABEL_HEADERS or labelled_rows >= max(2, len(lines) // 2):
+        raise CorpusError(
+            f"{file} looks like a labelled table (first line {lines[0].strip()[:60]!r}), not "
+            f"running text: fine-tune on it with `finetune --train-file {file}`; pretraining "
+            "takes plain text"
+        )
 
 
 _TOP_HEADING = re.compile(r"^= [^=].* =$")  # " = Title = "; section headings are " = = ... = = "
 _WIKITEXT_JOINS = [(" @-@ ", "-"), (" @,@ ", ","), (" @.@ ", ".")]  # "1 @,@ 000" -> "1,000"
+
+
+def text_to_documents(text: str) -> list[list[str]]:
+    """One file's text -> documents of sentences: WikiText-style text (with `` = Title = ``
+    lines) by its headings, anything else at blank lines; long lines are split into
+    sentences (a line may be a whole paragraph)."""
+    lines = text.splitlines()
+    if any(_TOP_HEADING.match(line.strip()) for line in lines):
+        return parse_wikitext({"text": lines})
+    documents = []
+    for block in re.split(r"\n\s*\n", text):
+        sentences = [s for line in block.splitlines() for s in split_sentences(line)]
+        if sentences:
+            documents.append(sentences)
+    return documents
+
+
+def _is_saved_dataset(path: str) -> bool:
+    names = ("dataset_info.json", "state.json", "dataset_dict.json")
+    return any(os.path.isfile(os.path.join(path, n)) for n in names)
+
+
+def _read_saved_dataset(path: str) -> list[list[str]]:
+    """A ``save_to_disk`` directory -> documents: one per row of its ``text`` column (a
+    DatasetDict: its train split), or WikiText's one line per row, by its headings."""
+    import datasets
+
+    dataset = datasets.load_from_disk(path)
+    if isinstance(dataset, datasets.DatasetDict):
+        if "train" not in dataset:
+            raise CorpusError(f"{path} holds splits {list(dataset)}; a corpus needs 'train'")
+        dataset = dataset["train"]
+    if "text" not in dataset.column_names:
+        hint = " It has a label column: fine-tune on it with `finetune --train-file`." * bool(
+            _LABEL_HEADERS & set(dataset.column_names)
+        )
+        raise CorpusError(
+            f"{path} has columns {dataset.column_names}; a corpus needs a 'text' column.{hint}"
+        )
+    if _LABEL_HEADERS & set(dataset.column_names):
+        raise CorpusError(
+            f"{path} has a label column ({dataset.column_names}): that is a labelled task; "
+            f"fine-tune on it with `finetune --train-file {path}`"
+        )
+    rows = [row or "" for row in dataset["text"]]
+    if any(_TOP_HEADING.match(row.strip()) for row in rows):
+        return parse_wikitext({"text": rows})
+    return [doc for row in rows for doc in text_to_documents(row)]
 
 
 def parse_wikitext(dataset: Any) -> list[list[str]]:
@@ -107,17 +255,6 @@ def parse_wikitext(dataset: Any) -> list[list[str]]:
         current.extend(split_sentences(line))
     if current:
         documents.append(current)
-    return documents
-
-
-def parse_text_files(dataset: Any) -> list[list[str]]:
-    """Rows of whole files (column ``text``) → documents split at blank lines, one line each."""
-    documents = []
-    for text in dataset["text"]:
-        for block in re.split(r"\n\s*\n", text):
-            lines = [line.strip() for line in block.splitlines() if line.strip()]
-            if lines:
-                documents.append(lines)
     return documents
 
 
