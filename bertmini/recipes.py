@@ -185,7 +185,7 @@ def pretrain(
     if rank == 0:
         tok.save_pretrained(out)  # beside the model, for fill-mask and fine-tuning
         # What it learned from, so `evaluate` never scores it on another corpus by default.
-        source = corpus if corpus == "embedded" or "://" in corpus else str(Path(corpus).resolve())
+        source = str(Path(corpus).resolve()) if Path(corpus).exists() else corpus  # a hub name
         (Path(out) / TRAINED_ON).write_text(json.dumps({"corpus": source}, indent=2))
     validation = load_documents(corpus, "validation", num_documents or profile.num_documents, seed)
 
