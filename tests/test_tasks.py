@@ -198,6 +198,7 @@ def ci_pretrained(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_a_few_steps_of_tagging_beat_the_majority_tag(ci_pretrained, tmp_path, monkeypatch, capsys):
     from bertmini.recipes import finetune
 
@@ -232,6 +233,7 @@ def test_a_few_steps_of_tagging_beat_the_majority_tag(ci_pretrained, tmp_path, m
     assert f"token_f1 {validation['token_f1']:.4f}" in printed
 
 
+@pytest.mark.slow
 def test_a_real_bert_moves_above_chance_on_pairs_in_a_few_steps(monkeypatch):
     """From (nearly) random weights the pair task sits on a plateau at ln 3 for hundreds of
     steps: nothing makes [CLS] depend on whether B's name matches A's until attention learns
