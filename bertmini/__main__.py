@@ -2,8 +2,9 @@
 
     pretrain    pretrain a BERT (MLM + NSP) on a corpus; with no options, a small BERT on the
                 embedded corpus, sized by the profile (BERTMINI_PROFILE=ci|cpu|gpu)
-    finetune    fine-tune a pretrained model (or a random one, --from-scratch) on a task
-    evaluate    loss and accuracy of a saved model on a corpus (pretraining) or a task
+    finetune    fine-tune a pretrained model (or a random one, --from-scratch) on a task or files
+    evaluate    loss, accuracy (and macro-F1) of a saved model on a corpus, a task or a file
+    predict     a fine-tuned classifier's label and probabilities for each row of a file
     fill-mask   the model's top predictions for each [MASK] in a text
     bench       training-step speed of bertmini (and Hugging Face side by side)
     demo        pretrain; fine-tune it, a real BERT and random weights; compare the three
@@ -25,7 +26,15 @@ import sys
 import torch
 
 from .course import PRECISIONS, get_profile
-from .recipes import EMBEDDED_TASK, _model_dir, fill_mask, finetune, load_documents, pretrain
+from .recipes import (
+    EMBEDDED_TASK,
+    fill_mask,
+    finetune,
+    load_documents,
+    load_masked_lm,
+    predict_file,
+    pretrain,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Argument parsing
@@ -98,6 +107,28 @@ def _add_training_options(parser: argparse.ArgumentParser, steps_help: str) -> N
         help="continue exactly from the checkpoint in --out (same options)",
     )
     group.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _add_file_options(parser, train: bool, labels: bool = True) -> None:
+    """Options that read labelled files: which columns hold the text(s) and the label."""
+    group = parser.add_argument_group("your own data")
+    if train:
+        group.add_argument(
+            "--train-file",
+            help="labelled training data: .csv, .tsv, .json/.jsonl, .parquet or a folder "
+            "written by Dataset.save_to_disk",
+        )
+        group.add_argument("--validation-file", help="labelled validation data, same columns")
+        group.add_argument("--test-file", help="labelled test data, same columns")
+    group.add_argument(
+        "--text-column",
+        help="column of the text (default: sentence, or sentence1 + sentence2, or text)",
+    )
+    group.add_argument("--text-pair-column", help="column of the second text of a pair")
+    if labels:
+        group.add_argument(
+            "--label-column", default="label", help="column of the label (default: %(default)s)"
+        )
 
 
 def _train_options(args) -> dict:
@@ -191,9 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser(
         "finetune",
-        help="fine-tune a model on a classification task",
-        description="Fine-tune BertForSequenceClassification from a pretrained model directory "
-        "and report accuracy on the task's validation and test splits.",
+        help="fine-tune a model on a classification task or labelled files",
+        description="Fine-tune a classifier (sentences, sentence pairs or word tags) from a "
+        "pretrained model directory and report accuracy and macro-F1 on the validation and test "
+        "splits. Data: --task, or your files (--train-file ...), or a hub --dataset.",
     )
     p.add_argument(
         "--model",
@@ -204,10 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--task",
         default=EMBEDDED_TASK,
-        help="embedded-sentiment (offline; its test "
-        "set uses held-out polarity words), sst2 or imdb (need the hub) "
-        "(default: %(default)s)",
+        help="embedded-sentiment (offline; its test set uses held-out polarity words), "
+        "embedded-nli (sentence pairs: entailment / neutral / contradiction), embedded-tagging "
+        "(a role tag per word), sst2 or imdb (need the hub) (default: %(default)s)",
     )
+    _add_file_options(p, train=True)
+    p.add_argument("--dataset", help="a hub dataset with a label column, e.g. nyu-mll/glue")
+    p.add_argument("--dataset-config", help="its configuration, e.g. sst2")
     p.add_argument(
         "--from-scratch",
         action="store_true",
@@ -229,16 +264,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", required=True, help="model directory")
     p.add_argument(
-        "--corpus", default="embedded", help="corpus for a pretrained model (default: %(default)s)"
+        "--corpus", help="corpus for a pretrained model (default: the one it was trained on)"
     )
-    p.add_argument(
-        "--task", default=EMBEDDED_TASK, help="task for a classifier (default: %(default)s)"
-    )
+    p.add_argument("--task", help="task for a classifier (default: the one it was trained on)")
+    p.add_argument("--file", help="a labelled file for a classifier (CSV, TSV, JSON lines...)")
+    _add_file_options(p, train=False)
     p.add_argument("--max-seq-len", type=int, help="tokens per example (default: the profile's)")
     p.add_argument(
         "--batch-size", type=int, default=32, help="examples per batch (default: %(default)s)"
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the masking (default: %(default)s)")
+
+    p = commands.add_parser(
+        "predict",
+        help="label each row of a file with a fine-tuned classifier",
+        description="Write a CSV with each row's text, predicted label, its probability and "
+        "the probability of every label, in the file's order.",
+    )
+    p.add_argument("--model", required=True, help="fine-tuned model directory")
+    p.add_argument("--file", required=True, help="CSV, TSV, JSON lines, Parquet or saved dataset")
+    p.add_argument("--out", default="predictions.csv", help="CSV to write (default: %(default)s)")
+    _add_file_options(p, train=False, labels=False)
+    p.add_argument(
+        "--batch-size", type=int, default=64, help="rows per batch (default: %(default)s)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     p = commands.add_parser(
         "fill-mask",
@@ -370,25 +420,41 @@ def _run(args) -> None:
             batch_size=args.batch_size,
             lr=args.lr,
             resume=args.resume,
+            train_file=args.train_file,
+            validation_file=args.validation_file,
+            test_file=args.test_file,
+            text_column=args.text_column,
+            text_pair_column=args.text_pair_column,
+            label_column=args.label_column,
+            dataset=args.dataset,
+            dataset_config=args.dataset_config,
             **_train_options(args),
         )
         for split, metrics in results.items():
             _print_metrics(split, metrics)
         print(f"fine-tuned model in {args.out}")
     elif args.command == "evaluate":
-        for split, metrics in evaluate_model(args).items():
-            _print_metrics(split, metrics)
+        evaluate_model(args)
+    elif args.command == "predict":
+        rows = predict_file(
+            args.model,
+            args.file,
+            args.out,
+            args.text_column,
+            args.text_pair_column,
+            args.batch_size,
+            progress=not args.no_progress,
+        )
+        print(f"{rows} predictions in {args.out}")
     elif args.command == "fill-mask":
-        from .model import BertForPreTraining
         from .tokenizer import Tokenizer
 
         if "[MASK]" not in args.text:
             raise ValueError(
                 f'the text must contain [MASK], got "{args.text}"; e.g. "the [MASK] sat on the mat"'
             )
-        model_dir = _model_dir(args.model)
-        tokenizer = Tokenizer.from_pretrained(model_dir)
-        model = BertForPreTraining.from_pretrained(model_dir)
+        model = load_masked_lm(args.model)
+        tokenizer = Tokenizer.from_pretrained(args.model)
         for i, predictions in enumerate(fill_mask(args.text, model, tokenizer, args.top_k), 1):
             print(f"[MASK] {i}: " + "  ".join(f"{t} ({p:.3f})" for t, p in predictions))
     elif args.command == "bench":
@@ -424,32 +490,100 @@ def _run(args) -> None:
 
 
 def evaluate_model(args) -> dict[str, dict[str, float]]:
-    """The `evaluate` command: {split: metrics} for a pretrained model or a classifier."""
-    from .data.finetuning import ClassificationDataset
+    """The `evaluate` command: prints and returns {split: metrics} for a pretrained model (on a
+    corpus) or a classifier (on a task or a labelled file, with macro-F1 and confusion matrix).
+
+    With no --corpus, --task or --file it uses what the model was trained on, and refuses to
+    guess for a model that does not say or was trained on other data."""
+    from .recipes import _model_dir, read_trained_on
+
+    model_dir = _model_dir(args.model)
+    config = json.loads((model_dir / "config.json").read_text())
+    trained_on = read_trained_on(model_dir)
+    classifier = {"BertForSequenceClassification", "BertForTokenClassification"}
+    if classifier & set(config.get("architectures") or []):
+        results = _evaluate_classifier(args, model_dir, trained_on)
+    else:
+        results = _evaluate_pretrained(args, model_dir, trained_on)
+    for split, metrics in results.items():
+        _print_metrics(split, metrics)
+    return results
+
+
+def _evaluate_classifier(args, model_dir, trained_on: dict) -> dict:
     from .data.finetuning import make_loader as classification_loader
+    from .data.tasks import EMBEDDED_TASKS
+    from .metrics import format_confusion
+    from .model import BertForSequenceClassification, BertForTokenClassification
+    from .recipes import load_finetuning_task, score
+    from .tokenizer import Tokenizer
+
+    if args.file is not None:
+        data = _file_task(args, model_dir, trained_on)
+    else:
+        task = args.task or trained_on.get("task")
+        if task is None or (args.task is None and task not in (EMBEDDED_TASK, *EMBEDDED_TASKS)):
+            what = f"on {trained_on}" if trained_on else "on data it does not record"
+            raise ValueError(
+                f"{model_dir} was fine-tuned {what}, not on an embedded task: pass "
+                "--file F (a labelled file with its columns) or --task NAME"
+            )
+        data = load_finetuning_task(task)
+    cls = BertForTokenClassification if data.kind == "token" else BertForSequenceClassification
+    model = cls.from_pretrained(model_dir)
+    tokenizer = Tokenizer.from_pretrained(model_dir, fast=True)
+    max_seq_len = args.max_seq_len or trained_on.get("max_seq_len") or 128
+    results = {}
+    for split in data.splits:
+        if split == "train" and len(data.splits) > 1:
+            continue
+        dataset = data.dataset(split, tokenizer, max_seq_len)
+        loader = classification_loader(dataset, args.batch_size, shuffle=False)
+        results[split], matrix = score(model, loader, data.label_names)
+        if args.file is not None:
+            print(format_confusion(matrix, data.label_names))
+    return results
+
+
+def _file_task(args, model_dir, trained_on: dict):
+    """A labelled file as a one-split Task, its labels numbered as the model numbers them."""
+    from .data import real
+    from .data.finetuning import Task
+    from .model import load_config
+    from .recipes import label_names
+
+    names = label_names(load_config(model_dir))
+    examples = real.read_examples(
+        real.read_table(args.file),
+        args.file,
+        args.text_column or trained_on.get("text_column"),
+        args.text_pair_column or trained_on.get("text_pair_column"),
+        args.label_column,
+    )
+    unknown = sorted({str(label) for label in examples["label"]} - set(names))
+    if unknown:
+        raise ValueError(f"{args.file} has labels {unknown[:5]} the model does not know: {names}")
+    examples["label"] = [names.index(str(label)) for label in examples["label"]]
+    return Task("file", {"file": examples}, names)
+
+
+def _evaluate_pretrained(args, model_dir, trained_on: dict) -> dict:
     from .data.pretraining import PretrainingCollator, PretrainingDataset
-    from .data.real import load_task
-    from .model import BertForPreTraining, BertForSequenceClassification
+    from .model import BertForPreTraining
     from .tokenizer import Tokenizer
     from .train import evaluate
 
-    model_dir = _model_dir(args.model)
-    tokenizer = Tokenizer.from_pretrained(model_dir, fast=True)
-    config = json.loads((model_dir / "config.json").read_text())
+    corpus = args.corpus or trained_on.get("corpus")
+    if corpus is None or (args.corpus is None and corpus != "embedded"):
+        raise ValueError(
+            f"{model_dir} was not pretrained on the embedded corpus"
+            f"{f' but on {corpus}' if corpus else ''}: name the corpus to score it on with "
+            "--corpus (e.g. a glob of held-out .txt files)"
+        )
     profile = get_profile()
-    if "BertForSequenceClassification" in config.get("architectures", []):
-        model = BertForSequenceClassification.from_pretrained(model_dir)
-        results = {}
-        for split, rows in load_task(args.task).items():
-            texts, labels = zip(*rows, strict=True)
-            dataset = ClassificationDataset(
-                list(texts), list(labels), tokenizer, args.max_seq_len or 64
-            )
-            loader = classification_loader(dataset, args.batch_size, shuffle=False)
-            results[split] = evaluate(model, loader)
-        return results
+    tokenizer = Tokenizer.from_pretrained(model_dir, fast=True)
     model = BertForPreTraining.from_pretrained(model_dir)
-    documents = load_documents(args.corpus, "validation", profile.num_documents, args.seed)
+    documents = load_documents(corpus, "validation", profile.num_documents, args.seed)
     dataset = PretrainingDataset.from_documents(
         documents, tokenizer, args.max_seq_len or profile.max_seq_len, seed=args.seed
     )
