@@ -12,7 +12,7 @@ export TQDM_MININTERVAL ?= 5
 .PHONY: help install lab demo test test-fast chapters student bench lint figures clean
 
 help:
-	@echo "make demo      pretrain a mini BERT on the embedded corpus, fine-tune it, compare with from-scratch"
+	@echo "make demo      pretrain a tiny BERT on the embedded corpus; fine-tune it, a real BERT and random weights; compare"
 	@echo "make lab       open the chapters in JupyterLab"
 	@echo "make test      unit tests, parity with Hugging Face, every chapter under nbval, the browser test"
 	@echo "make student   write the student edition (solutions removed) to student/"

@@ -4,6 +4,7 @@ from .model import (
     BertConfig,
     BertForPreTraining,
     BertForSequenceClassification,
+    BertForTokenClassification,
     BertModel,
     BertOutput,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "BertModel",
     "BertForPreTraining",
     "BertForSequenceClassification",
+    "BertForTokenClassification",
     "BertOutput",
     "Tokenizer",
 ]

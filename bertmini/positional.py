@@ -17,9 +17,12 @@ position is added to each token embedding. Two ways:
 import torch
 from torch import nn
 
+from .guard import refuse_if_checked
+
 
 def sinusoidal_encoding(num_positions: int, dim: int) -> torch.Tensor:
     """The sinusoid matrix, (num_positions, dim): sin in even columns, cos in odd ones."""
+    refuse_if_checked("sinusoidal_encoding")  # see bertmini.guard
     if dim % 2:
         raise ValueError(f"dim must be even to hold sin/cos pairs, got {dim}")
     position = torch.arange(num_positions, dtype=torch.float64)[:, None]  # (positions, 1)

@@ -8,6 +8,7 @@ chapters run. Sizes left as None come from the course profile (`bertmini.course.
     fill_mask("the [MASK] sat on the mat", model, tokenizer)
 """
 
+import json
 import warnings
 from pathlib import Path
 
@@ -251,16 +252,55 @@ def pretrain(
         )
     with rundir.hold(out if rank == 0 else None):
         rundir.claim(out, resume, overwrite)
+        if rank == 0:  # what it learned from, so `evaluate` never scores it on another corpus
+            source = str(Path(corpus).resolve()) if Path(corpus).exists() else corpus  # hub name
+            record = json.dumps({"corpus": source}, indent=2)
+            rundir.publish_files(out, lambda folder: (folder / TRAINED_ON).write_text(record))
         history = train(
             model, loader, config, eval_loader, callbacks, out, resume, tok, run_options
         )
     return model, tok, history
 
 
+def load_finetuning_task(
+    task=EMBEDDED_TASK,
+    train_file: str | Path | None = None,
+    validation_file: str | Path | None = None,
+    test_file: str | Path | None = None,
+    columns: dict | None = None,
+    dataset: str | None = None,
+    dataset_config: str | None = None,
+):
+    """The `Task` to fine-tune on: local files if `train_file`, a hub dataset if `dataset`, else
+    `task`: a `Task`, the name of one (embedded-sentiment, embedded-nli, embedded-tagging,
+    sst2, imdb), or the splits themselves, {split: [(text, label), ...]}. `columns` may name
+    text_column, text_pair_column and label_column (default: guessed)."""
+    from .data import real
+    from .data.finetuning import Task
+    from .data.tasks import EMBEDDED_TASKS
+
+    if isinstance(task, Task):
+        return task
+    if isinstance(task, dict):  # the splits themselves: {split: [(text, label), ...]}
+        num_labels = 1 + max(label for rows in task.values() for _, label in rows)
+        return Task.from_rows("splits", task, [str(i) for i in range(num_labels)])
+    columns = columns or {}
+    if train_file is not None:
+        return real.load_labelled_files(train_file, validation_file, test_file, **columns)
+    if validation_file is not None or test_file is not None:
+        raise ValueError("--validation-file / --test-file need --train-file as well")
+    if dataset is not None:
+        return real.load_hub_task(dataset, dataset_config, **columns)
+    if task in EMBEDDED_TASKS:
+        return EMBEDDED_TASKS[task]()
+    names = {"imdb": ["neg", "pos"]}.get(task, ["negative", "positive"])
+    return Task.from_rows(task, real.load_task(task), names)
+
+
 def finetune(
     out: str | Path | None,
     model: str | Path,
-    task: str = EMBEDDED_TASK,
+    task=EMBEDDED_TASK,
     from_scratch: bool = False,
     max_seq_len: int | None = None,
     steps: int | None = None,
@@ -270,21 +310,30 @@ def finetune(
     overwrite: bool = True,
     callbacks=(),
     profile=None,
+    train_file: str | Path | None = None,
+    validation_file: str | Path | None = None,
+    test_file: str | Path | None = None,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str = "label",
+    dataset: str | None = None,
+    dataset_config: str | None = None,
     **train_options,
 ):
-    """Fine-tune BertForSequenceClassification from the pretrained model directory `model`
-    (from_scratch: the same architecture and tokenizer, random weights) on `task`: a task name
-    (`bertmini.data.real.load_task`) or the splits themselves, {split: [(text, label), ...]}.
+    """Fine-tune a classifier from the pretrained model directory `model` (from_scratch: the
+    same architecture and tokenizer, random weights) on `task`, on local files (`train_file`,
+    `validation_file`, `test_file`: CSV, TSV, JSON lines, Parquet or a saved dataset, with the
+    given or guessed columns), or on a hub `dataset` (online only).
 
-    Returns (model, tokenizer, history, results) with results = {split: metrics} for every
-    split but "train", measured at the end.
+    Sentence and sentence-pair tasks train a BertForSequenceClassification, embedded-tagging a
+    BertForTokenClassification. The label names go into config.json (id2label / label2id), and
+    what the model was trained on into trained_on.json beside it.
+    Returns (model, tokenizer, history, results) with results = {split: metrics} (loss,
+    accuracy, macro_f1, and token_f1 for tagging) for every split but "train", at the end.
     """
-    from .data.finetuning import ClassificationDataset
     from .data.finetuning import make_loader as bucketed_loader
-    from .data.real import load_task
-    from .model import BertForSequenceClassification, load_config
     from .tokenizer import Tokenizer
-    from .train import TrainConfig, evaluate, setup_distributed, train
+    from .train import TrainConfig, setup_distributed, train
 
     profile = get_profile(profile)
     setup_distributed()
@@ -296,17 +345,15 @@ def finetune(
         )
     if out is not None:
         rundir.check(out, resume, overwrite)
+    columns = dict(
+        text_column=text_column, text_pair_column=text_pair_column, label_column=label_column
+    )
+    # Data first: a bad file stops the run before anything is written.
+    data = load_finetuning_task(
+        task, train_file, validation_file, test_file, columns, dataset, dataset_config
+    )
     tok = Tokenizer.from_pretrained(model_dir, fast=True)
     check_vocabulary(tok, model_dir)
-    splits = load_task(task) if isinstance(task, str) else task
-    if "train" not in splits:
-        raise ValueError(f"task {task!r} has no train split")
-    num_labels = 1 + max(label for rows in splits.values() for _, label in rows)
-
-    def dataset(rows):
-        texts, labels = zip(*rows, strict=True)
-        return ClassificationDataset(list(texts), list(labels), tok, max_seq_len)
-
     max_seq_len = max_seq_len or profile.finetune_seq_len
     config = TrainConfig(
         steps=profile.finetune_steps if steps is None else steps,
@@ -315,32 +362,20 @@ def finetune(
     )
     batch_size = profile.batch_size if batch_size is None else batch_size
     micro_batch = per_process_batch(batch_size, config.grad_accum_steps)
+    datasets = {split: data.dataset(split, tok, max_seq_len) for split in data.splits}
     # Batches of similar lengths: little padding, so little wasted compute (see data/finetuning.py).
-    loader = bucketed_loader(dataset(splits["train"]), micro_batch, shuffle=True, seed=config.seed)
+    loader = bucketed_loader(datasets.pop("train"), micro_batch, shuffle=True, seed=config.seed)
     eval_batch = 4 * micro_batch  # no gradients to keep: bigger batches, fewer steps
     eval_loaders = {
-        split: bucketed_loader(dataset(rows), eval_batch, shuffle=False)
-        for split, rows in splits.items()
-        if split != "train"
+        split: bucketed_loader(dataset, eval_batch, shuffle=False)
+        for split, dataset in datasets.items()
     }
 
     torch.manual_seed(config.seed)
-    if from_scratch:
-        classifier = BertForSequenceClassification(load_config(model_dir))
-    else:
-        with warnings.catch_warnings():  # "classifier weights start random": that is the point
-            warnings.filterwarnings("ignore", message=".*start random")
-            classifier = BertForSequenceClassification.from_pretrained(
-                model_dir, num_labels=num_labels
-            )
-        check_only_head_is_new(classifier, model_dir)
-    if classifier.config.num_labels != num_labels:
-        raise ValueError(
-            f"the model has {classifier.config.num_labels} labels, the task {num_labels}"
-        )
+    classifier = _classifier(model_dir, data, from_scratch)
     run_options = dict(
         model=str(model),
-        task=task if isinstance(task, str) else _fingerprint(task),
+        source=json.dumps(data.source, sort_keys=True, default=str),
         from_scratch=from_scratch,
         max_seq_len=max_seq_len,
         batch_size=batch_size,
@@ -359,10 +394,63 @@ def finetune(
             tok,
             run_options,
         )
+    if out is not None:
+        record = {**data.source, "kind": data.kind, "max_seq_len": max_seq_len}
+        (Path(out) / TRAINED_ON).write_text(json.dumps(record, indent=2))
     results = {
-        split: evaluate(classifier, split_loader) for split, split_loader in eval_loaders.items()
+        split: score(classifier, split_loader, data.label_names)[0]
+        for split, split_loader in eval_loaders.items()
     }
     return classifier, tok, history, results
+
+
+TRAINED_ON = "trained_on.json"  # beside a model: the corpus or task it was trained on
+
+
+def _classifier(model_dir: Path, data, from_scratch: bool):
+    """A sequence or token classifier with `data`'s labels, from `model_dir`'s weights or shape."""
+    from .model import BertConfig, BertForSequenceClassification, BertForTokenClassification
+
+    cls = BertForTokenClassification if data.kind == "token" else BertForSequenceClassification
+    labels = dict(num_labels=data.num_labels, id2label=data.id2label)
+    if from_scratch:
+        config = json.loads((model_dir / "config.json").read_text())
+        return cls(BertConfig.from_dict({**config, **labels}))
+    with warnings.catch_warnings():  # "classifier weights start random": that is the point
+        warnings.filterwarnings("ignore", message=".*start random")
+        classifier = cls.from_pretrained(model_dir, **labels)
+    check_only_head_is_new(classifier, model_dir)
+    return classifier
+
+
+@torch.no_grad()
+def score(model, loader, label_names: list[str]) -> tuple[dict[str, float], list]:
+    """({loss, accuracy, macro_f1[, token_f1]}, confusion matrix) of a classifier on `loader`.
+
+    For token classifiers every labelled word counts once (its first WordPiece), and token_f1
+    leaves out tag 0, the "other" tag.
+    """
+    from .metrics import classification_metrics, confusion_matrix, token_f1
+    from .train import move_to_device, unwrap
+
+    model = unwrap(model)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    predicted, gold, losses = [], [], []
+    for batch in loader:
+        out = model(**move_to_device(batch, device))
+        labels = batch["labels"]
+        scored = labels != -100  # (batch,) or (batch, seq)
+        predicted += out.logits.argmax(-1).cpu()[scored].tolist()
+        gold += labels[scored].tolist()
+        losses.append(out.loss.item())
+    model.train(was_training)
+    metrics = {"loss": sum(losses) / len(losses)}
+    metrics.update(classification_metrics(predicted, gold, len(label_names)))
+    if out.logits.dim() == 3:
+        metrics["token_f1"] = token_f1(predicted, gold)
+    return metrics, confusion_matrix(predicted, gold, len(label_names))
 
 
 def fill_mask(text: str, model, tokenizer, top_k: int = 5) -> list[list[tuple[str, float]]]:
@@ -389,13 +477,102 @@ def fill_mask(text: str, model, tokenizer, top_k: int = 5) -> list[list[tuple[st
     return predictions
 
 
-def _fingerprint(splits: dict) -> str:
-    """A short name for task splits given as data: the same data, the same name."""
-    import hashlib
-    import json
+def load_masked_lm(model_dir: str | Path):
+    """A BertForPreTraining from `model_dir`, refused if the checkpoint has no MLM head (a
+    sentence encoder such as all-MiniLM-L6-v2, or a fine-tuned classifier): its predictions
+    would come from random weights. A missing NSP head is fine (BertForMaskedLM has none)."""
+    from .model import BertForPreTraining
 
-    digest = hashlib.sha256(json.dumps(splits, sort_keys=True).encode()).hexdigest()[:16]
-    return f"splits given as data (sha256 {digest})"
+    model_dir = _model_dir(model_dir)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*start random")
+        model = BertForPreTraining.from_pretrained(model_dir)
+    if any(name.startswith("mlm.") for name in model.loading_info["missing_keys"]):
+        config = json.loads((model_dir / "config.json").read_text())
+        kind = ", ".join(config.get("architectures") or ["unknown"])
+        raise ValueError(
+            f"{model_dir} is a {kind} checkpoint without masked-language-model weights "
+            "(cls.predictions.*), so it cannot fill in [MASK]: use a model pretrained with MLM, "
+            "e.g. one from `python -m bertmini pretrain --out DIR`"
+        )
+    return model
+
+
+def predict_file(
+    model_dir: str | Path,
+    file: str | Path,
+    out: str | Path,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> int:
+    """Write `out` (CSV): for each row of `file`, in order, its text, the predicted label's
+    name and probability, and one probability column per label. Returns the number of rows.
+
+    Text columns default to the ones the model was fine-tuned on, else are guessed."""
+    import csv
+
+    from tqdm.auto import tqdm
+
+    from .data import real
+    from .model import BertForSequenceClassification
+    from .tokenizer import Tokenizer
+
+    model_dir, out = _model_dir(model_dir), Path(out)
+    if out.exists():
+        raise FileExistsError(f"{out} exists; choose another --out or remove it first")
+    trained_on = read_trained_on(model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    if "BertForSequenceClassification" not in config.get("architectures", []):
+        raise ValueError(f"{model_dir} is not a fine-tuned sentence classifier: fine-tune it first")
+    text_column = text_column or trained_on.get("text_column")
+    text_pair_column = text_pair_column or trained_on.get("text_pair_column")
+    examples = real.read_examples(
+        real.read_table(file), str(file), text_column, text_pair_column, label_column=None
+    )
+    model = BertForSequenceClassification.from_pretrained(model_dir).eval()
+    tok = Tokenizer.from_pretrained(model_dir, fast=True)
+    names = label_names(model.config)
+    texts, pairs = examples["text"], examples.get("text_pair")
+    rows = []
+    for start in tqdm(range(0, len(texts), batch_size), "predicting", disable=not progress):
+        batch = tok(
+            texts[start : start + batch_size],
+            None if pairs is None else pairs[start : start + batch_size],
+            max_length=trained_on.get("max_seq_len", 128),
+        )
+        with torch.no_grad():
+            probabilities = model(**batch).logits.float().softmax(-1)  # (batch, num_labels)
+        rows += probabilities.tolist()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        header = ["text"] + (["text_pair"] if pairs else []) + ["label", "probability"]
+        writer.writerow(header + [f"probability_{name}" for name in names])
+        for i, probs in enumerate(rows):
+            best = max(range(len(probs)), key=probs.__getitem__)
+            text = [texts[i]] + ([pairs[i]] if pairs else [])
+            writer.writerow(
+                text + [names[best], f"{probs[best]:.6f}"] + [f"{p:.6f}" for p in probs]
+            )
+    return len(rows)
+
+
+def label_names(config) -> list[str]:
+    """The name of each class id of a classifier's config: its id2label, else "0", "1"..."""
+    if config.id2label:
+        return [config.id2label[i] for i in range(config.num_labels)]
+    return [str(i) for i in range(config.num_labels)]
+
+
+def read_trained_on(model_dir: str | Path) -> dict:
+    """What a model directory says it was trained on: {} if it does not say (e.g. MiniLM).
+    Models cached by `pretrained()` (recipe.json) learned the embedded corpus."""
+    path = Path(model_dir) / TRAINED_ON
+    if path.is_file():
+        return json.loads(path.read_text())
+    return {"corpus": "embedded"} if (Path(model_dir) / "recipe.json").is_file() else {}
 
 
 def check_at_least(**values_and_minimums) -> None:

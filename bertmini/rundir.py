@@ -35,6 +35,7 @@ RUN_FILES = (
     "vocab.txt",
     "tokenizer_config.json",
     "metrics.jsonl",
+    "trained_on.json",
     "checkpoint",
     "checkpoint.prev",
     "checkpoint.tmp",

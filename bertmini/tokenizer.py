@@ -49,6 +49,8 @@ from pathlib import Path
 
 import torch
 
+from .guard import refuse_if_checked
+
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)  # a trained vocabulary puts them first: ids 0..4
 MAX_CHARS_PER_WORD = 100  # longer "words" (URLs, base64...) become [UNK], as in BERT
@@ -172,6 +174,7 @@ def wordpiece(word: str, vocab: dict[str, int] | set[str], unk_token: str = UNK)
     prefix unless it is the word's start). If some position has no match at all, the whole
     word is ``[UNK]`` (not just the bad part), as is any word over 100 characters.
     """
+    refuse_if_checked("wordpiece")  # see bertmini.guard
     if len(word) > MAX_CHARS_PER_WORD:
         return [unk_token]
     pieces: list[str] = []

@@ -62,6 +62,7 @@ from tqdm.auto import tqdm
 
 from . import hub, rundir
 from .course import autocast_dtype, choose_device, choose_precision
+from .guard import refuse_if_checked
 from .model import compile_model
 from .rundir import RunStateError, publish_files
 
@@ -145,6 +146,7 @@ def linear_warmup_decay(step: int, warmup_steps: int, total_steps: int) -> float
     warmup_steps-1 the full rate), then falls linearly to reach 0 just after the last step.
     No step is wasted at a learning rate of exactly 0.
     """
+    refuse_if_checked("linear_warmup_decay")  # see bertmini.guard
     if not 0 <= warmup_steps <= total_steps or total_steps < 1:
         raise ValueError(
             f"need 0 <= warmup_steps <= total_steps and total_steps >= 1, "
@@ -386,6 +388,7 @@ def training_step(
     Each micro-batch is a dict of tensors already on the model's device. Returns the step's
     metrics as 0-d tensors on the device (reading them would make the CPU wait for the GPU).
     """
+    refuse_if_checked("training_step")  # see bertmini.guard
     device_type = next(model.parameters()).device.type
     ddp = getattr(model, "_orig_mod", model)  # torch.compile wraps the DDP module
     metrics: dict[str, torch.Tensor] = {}
@@ -432,6 +435,7 @@ def evaluate(
     max_batches: int | None = None,
 ) -> dict[str, float]:
     """Average loss and accuracies of `model` over `loader` (in eval mode, no dropout)."""
+    refuse_if_checked("evaluate")  # see bertmini.guard
     model = unwrap(model)
     device = torch.device(device) if device is not None else next(model.parameters()).device
     was_training = model.training

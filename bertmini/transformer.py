@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import MultiHeadAttention
+from .guard import refuse_if_checked
 
 
 class EncoderLayer(nn.Module):
@@ -60,6 +61,7 @@ class EncoderLayer(nn.Module):
         queries attend to every position) -> (batch, n, hidden). Everything after attention
         works on each position alone, so those n vectors are the same as in the full output.
         """
+        refuse_if_checked("EncoderLayer")  # see bertmini.guard
         if self.pre_layer_norm:
             normed = self.attention_norm(x)
             attended, weights = self.attention(

@@ -125,6 +125,7 @@ def student_probe(
     optimizer="adam",
     count=False,
     step=True,
+    zero_grad=True,
 ):
     """A probe as a student would write it, with one choice made (right or wrong)."""
 
@@ -147,7 +148,8 @@ def student_probe(
             opt = torch.optim.SGD(probe.parameters(), lr=lr)
         for _ in range(steps):
             loss = F.cross_entropy(probe(x), y)
-            opt.zero_grad()
+            if zero_grad:
+                opt.zero_grad()
             loss.backward()
             if step:
                 opt.step()
@@ -188,6 +190,8 @@ def test_probe_check_is_deterministic_and_leaves_the_rng_alone(capsys):
         (student_probe(num_classes=2), "one output per class"),
         (student_probe(count=True), "fraction"),
         (student_probe(step=False), "did not learn"),
+        (student_probe(zero_grad=False), "gradients accumulate across steps"),
+        (student_probe(zero_grad=False, optimizer="sgd"), "optimizer.zero_grad\\(\\)"),
     ],
 )
 def test_probe_mistakes_are_named(wrong, words):

@@ -102,9 +102,10 @@ def variant(**flags):
 
 
 def test_mlm_head_reference_passes(capsys):
-    check_mlm_head(MaskedLMHead)
     check_mlm_head(Head)
     assert "✅ MaskedLMHead: correct" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match="bertmini's own MaskedLMHead, which refuses"):
+        check_mlm_head(MaskedLMHead)
 
 
 @pytest.mark.parametrize(

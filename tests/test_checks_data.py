@@ -57,6 +57,12 @@ def student_mask_tokens(
         if pool == "replacement_ids":
             index = torch.randint(len(replacement_ids), input_ids.shape, generator=g)
             random_ids = replacement_ids[index]
+        elif pool == "all but last":  # torch.randint(len - 1): the last id is never drawn
+            index = torch.randint(len(replacement_ids) - 1, input_ids.shape, generator=g)
+            random_ids = replacement_ids[index]
+        elif pool == "range":  # every id between the smallest and the largest allowed one
+            low, high = int(replacement_ids.min()), int(replacement_ids.max()) + 1
+            random_ids = torch.randint(low, high, input_ids.shape, generator=g)
         else:  # the whole vocabulary, special ids included
             random_ids = torch.randint(int(replacement_ids.max()) + 1, input_ids.shape, generator=g)
         masked = torch.where(use_mask, mask_token_id, input_ids)
@@ -71,9 +77,10 @@ def student_mask_tokens(
 
 
 def test_mask_reference_and_student_pass(capsys):
-    check_mask_tokens(reference_mask_tokens)
     check_mask_tokens(student_mask_tokens())
-    assert capsys.readouterr().out.count("✅") == 2
+    assert capsys.readouterr().out.count("✅") == 1
+    with pytest.raises(CheckFailed, match="bertmini's own mask_tokens, which refuses"):
+        check_mask_tokens(reference_mask_tokens)
 
 
 @pytest.mark.parametrize(
@@ -86,6 +93,8 @@ def test_mask_reference_and_student_pass(capsys):
         (student_mask_tokens(unchosen_label="copy"), "must be -100 everywhere"),
         (student_mask_tokens(unchosen_label=0), "-100"),
         (student_mask_tokens(pool="vocab"), "not in replacement_ids"),
+        (student_mask_tokens(pool="all but last"), "last id of replacement_ids \\(998\\)"),
+        (student_mask_tokens(pool="range"), "has gaps"),
         (student_mask_tokens(of_all_positions=True), "too few real tokens remain"),
         (student_mask_tokens(of_all_positions=None), "padding positions were chosen"),
         (student_mask_tokens(fixed_probability=0.15), "use the argument"),
@@ -99,7 +108,7 @@ def test_mask_mistakes_are_named(wrong, words):
 
 def test_mask_in_place_is_named():
     def in_place(input_ids, special, mask_id, replacement_ids, p=0.15, generator=None):
-        masked, labels = reference_mask_tokens(
+        masked, labels = student_mask_tokens()(
             input_ids, special, mask_id, replacement_ids, p, generator
         )
         input_ids.copy_(masked)
@@ -110,7 +119,13 @@ def test_mask_in_place_is_named():
 
 
 def student_nsp(
-    swap=False, same_document=False, b_offset=1, first_only=False, module_rng=False, p_next=0.5
+    swap=False,
+    same_document=False,
+    b_offset=1,
+    first_only=False,
+    module_rng=False,
+    p_next=0.5,
+    other_document="random",
 ):
     def sample_nsp_pair(documents, doc_index, sentence_index, rng):
         r = random if module_rng else rng
@@ -120,6 +135,13 @@ def student_nsp(
         else:
             others = [d for i, d in enumerate(documents) if same_document or i != doc_index]
             other = r.choice(others)
+            if other_document == "next":
+                other = documents[(doc_index + 1) % len(documents)]
+            elif other_document == "fixed per A":  # random-looking, but the same for each A
+                other = others[(7 * doc_index + sentence_index) % len(others)]
+            elif other_document == "never last":  # randrange(n - 1) without skipping A's own
+                index = r.randrange(len(documents) - 1)
+                other = documents[index if index != doc_index else (index + 1) % 39]
             b, label = (other[0] if first_only else r.choice(other)), 1
         return a, b, (1 - label if swap else label)
 
@@ -141,6 +163,9 @@ def test_nsp_reference_and_student_pass(capsys):
         (student_nsp(first_only=True), "first sentence of its document"),
         (student_nsp(module_rng=True), "same seeded rng"),
         (student_nsp(p_next=0.7), "expected 50%"),
+        (student_nsp(other_document="next"), "document right after A's"),
+        (student_nsp(other_document="fixed per A"), "from the same document"),
+        (student_nsp(other_document="never last"), "last document \\(index 39\\) is never"),
     ],
 )
 def test_nsp_mistakes_are_named(wrong, words):

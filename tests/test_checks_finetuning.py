@@ -9,12 +9,14 @@ from bertmini.checks import CheckFailed
 from bertmini.checks.finetuning import (
     check_classification_head,
     check_evaluation_loop,
+    check_finetuning_loop,
     make_evaluation_setup,
     reference_classification_loss,
     reference_evaluate_accuracy,
+    reference_train_epoch,
 )
 from bertmini.model import BertConfig, BertForSequenceClassification
-from bertmini.train import evaluate
+from bertmini.train import evaluate, training_step
 
 # --- Exercise 1: the classification head and loss ----------------------------------------------
 
@@ -200,10 +202,10 @@ def test_evaluation_reference_and_students_pass(capsys):
     assert capsys.readouterr().out.count("✅ evaluate_accuracy: correct") == 3
 
 
-def test_bertmini_evaluate_passes(capsys):
-    """bertmini.train.evaluate computes the same accuracy, with the same care."""
-    check_evaluation_loop(lambda model, loader: evaluate(model, loader)["accuracy"])
-    assert "✅" in capsys.readouterr().out
+def test_bertmini_evaluate_is_refused():
+    """bertmini.train.evaluate computes the same accuracy, but the exercise is to write it."""
+    with pytest.raises(CheckFailed, match="bertmini's own evaluate, which refuses"):
+        check_evaluation_loop(lambda model, loader: evaluate(model, loader)["accuracy"])
 
 
 @pytest.mark.parametrize(
@@ -231,3 +233,79 @@ def test_evaluation_stub_lets_not_implemented_through():
 
     with pytest.raises(NotImplementedError):
         check_evaluation_loop(stub)
+
+
+# --- the fine-tuning loop ----------------------------------------------------------------------
+
+
+def student_epoch(
+    train_mode=True, zero_grad="start", clip=True, schedule="after", step_every=1, as_float=True
+):
+    """The fine-tuning loop as a student would write it, with one choice made."""
+
+    def train_epoch(model, loader, optimizer, scheduler, max_grad_norm):
+        if train_mode:
+            model.train()
+        losses = []
+        for index, batch in enumerate(loader):
+            if zero_grad == "start":
+                optimizer.zero_grad()
+            out = model(**batch)
+            out.loss.backward()
+            if clip is True or isinstance(clip, float):
+                norm = max_grad_norm if clip is True else clip
+                torch.nn.utils.clip_grad_norm_(model.parameters(), norm)
+            if schedule == "before":
+                scheduler.step()
+            if index % step_every == 0:
+                optimizer.step()
+            if clip == "after step":
+                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+            if schedule == "after":
+                scheduler.step()
+            losses.append(out.loss.item() if as_float else out.loss)
+        return losses
+
+    return train_epoch
+
+
+def test_finetuning_loop_passes_students_and_the_reference(capsys):
+    check_finetuning_loop(student_epoch())
+    check_finetuning_loop(reference_train_epoch)
+    assert capsys.readouterr().out.count("✅ train_epoch: correct") == 2
+
+
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (student_epoch(train_mode=False), r"call model\.train\(\)"),
+        (student_epoch(zero_grad=None), "never zeroed"),
+        (student_epoch(clip=False), "not clipped"),
+        (student_epoch(clip="after step"), "not clipped"),
+        (student_epoch(clip=1.0), "not clipped"),
+        (student_epoch(schedule=None), "learning rate never changed"),
+        (student_epoch(schedule="before"), r"scheduler\.step\(\) ran before optimizer\.step\(\)"),
+        (student_epoch(step_every=2), "ran 2 times for 4 batches"),
+        (student_epoch(as_float=False), r"loss\.item\(\)"),
+    ],
+)
+def test_finetuning_loop_mistakes_are_named(wrong, words):
+    with pytest.raises(CheckFailed, match=words):
+        check_finetuning_loop(wrong)
+
+
+def test_finetuning_loop_refuses_bertminis_training_step():
+    def via_bertmini(model, loader, optimizer, scheduler, max_grad_norm):
+        scaler = torch.amp.GradScaler("cpu", enabled=False)
+        model.train()
+        return [
+            float(
+                training_step(model, [batch], optimizer, scaler, max_grad_norm=max_grad_norm)[
+                    "loss"
+                ]
+            )
+            for batch in loader
+        ]
+
+    with pytest.raises(CheckFailed, match="bertmini's own training_step, which refuses"):
+        check_finetuning_loop(via_bertmini)

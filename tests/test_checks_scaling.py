@@ -1,19 +1,24 @@
 """The chapter 10 checks pass bertmini's FLOP count and a correct MFU, and name each typical
 mistake."""
 
+import statistics
+import time
+
 import pytest
 import torch
 
 from bertmini import bench
-from bertmini.bench import training_flops_per_step
 from bertmini.checks import CheckFailed
 from bertmini.checks.scaling import (
     check_mfu,
+    check_parameter_count,
+    check_time_step,
     check_training_flops,
     reference_mfu,
+    reference_parameter_count,
     reference_training_flops,
 )
-from bertmini.model import BertConfig
+from bertmini.model import BertConfig, BertForPreTraining
 
 
 def student_flops(
@@ -43,12 +48,13 @@ def student_flops(
 
 
 def test_flops_reference_and_a_correct_student_pass(capsys):
-    check_training_flops(reference_training_flops)
     check_training_flops(student_flops())
-    check_training_flops(lambda *args: float(training_flops_per_step(*args)))  # a float is fine
-    check_training_flops(lambda *args: torch.tensor(training_flops_per_step(*args)))
+    check_training_flops(lambda *args: float(student_flops()(*args)))  # a float is fine
+    check_training_flops(lambda *args: torch.tensor(student_flops()(*args)))
     out = capsys.readouterr().out
-    assert out.count("✅") == 4 and "GFLOPs" in out
+    assert out.count("✅") == 3 and "GFLOPs" in out
+    with pytest.raises(CheckFailed, match="bertmini's own training_flops_per_step, which refuses"):
+        check_training_flops(reference_training_flops)
 
 
 def test_flops_reference_is_the_docstring_formula():
@@ -81,7 +87,7 @@ def test_flops_mistakes_are_named(wrong, words):
 
 def test_flops_unknown_mistake_and_bad_types_fail():
     with pytest.raises(CheckFailed, match="expected .* got"):
-        check_training_flops(lambda *args: training_flops_per_step(*args) + 12345)
+        check_training_flops(lambda *args: student_flops()(*args) + 12345)
     with pytest.raises(CheckFailed, match="return a number"):
         check_training_flops(lambda *args: None)  # forgot `return`
     with pytest.raises(CheckFailed, match="raised ZeroDivisionError"):
@@ -148,3 +154,114 @@ def test_not_implemented_goes_through():
         check_training_flops(unsolved)
     with pytest.raises(NotImplementedError):
         check_mfu(unsolved)
+
+
+# --- the parameter count and the step timer --------------------------------------------------
+
+
+def student_parameter_count(config):
+    """Counted from the parts, as a student would: embeddings, layers, heads."""
+    h, i, v, layers = (
+        config.hidden_size,
+        config.intermediate_size,
+        config.vocab_size,
+        config.num_hidden_layers,
+    )
+    embeddings = (v + config.max_position_embeddings + config.type_vocab_size) * h + 2 * h
+    attention = 4 * (h * h + h)  # Q, K, V, output
+    feed_forward = (h * i + i) + (i * h + h)
+    layer = attention + feed_forward + 2 * 2 * h  # two LayerNorms
+    pooler = h * h + h
+    mlm_head = (h * h + h) + 2 * h + v  # transform, LayerNorm, decoder bias (weight tied)
+    nsp_head = 2 * h + 2
+    return embeddings + layers * layer + pooler + mlm_head + nsp_head
+
+
+def test_parameter_count_passes_and_matches_the_model(capsys):
+    check_parameter_count(student_parameter_count)
+    assert "110,106,428 parameters" in capsys.readouterr().out
+    config = BertConfig.preset("mini", vocab_size=777)
+    model = BertForPreTraining(config)
+    assert reference_parameter_count(config) == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (lambda c: student_parameter_count(c) + c.vocab_size * c.hidden_size, "tied"),
+        (lambda c: student_parameter_count(c) - 2 * c.hidden_size - 2, "NSP head is missing"),
+        (lambda c: student_parameter_count(c) - c.hidden_size**2 - c.hidden_size, "pooler"),
+        (lambda c: student_parameter_count(c) + 1, "expected .* got"),
+    ],
+)
+def test_parameter_count_mistakes_are_named(wrong, words):
+    with pytest.raises(CheckFailed, match=words):
+        check_parameter_count(wrong)
+
+
+def student_time_step(step, warmup_steps, timed_steps, sync=lambda: None):
+    for _ in range(warmup_steps):
+        step()
+    durations = []
+    for _ in range(timed_steps):
+        sync()
+        start = time.perf_counter()
+        step()
+        sync()
+        durations.append(time.perf_counter() - start)
+    durations.sort()
+    middle = len(durations) // 2
+    return durations[middle] if len(durations) % 2 else sum(durations[middle - 1 : middle + 1]) / 2
+
+
+def test_time_step_passes_a_student_version_and_restores_the_clock(capsys):
+    check_time_step(student_time_step)
+    assert "✅ time_step: correct" in capsys.readouterr().out
+    before = time.perf_counter()
+    assert time.perf_counter() >= before and time.perf_counter is _REAL_PERF_COUNTER
+
+
+_REAL_PERF_COUNTER = time.perf_counter
+
+
+def time_step_variant(**changes):
+    def time_step(step, warmup_steps, timed_steps, sync=lambda: None):
+        for _ in range(warmup_steps if changes.get("warm_up", True) else 0):
+            step()
+        durations = []
+        count = timed_steps + (0 if changes.get("warm_up", True) else warmup_steps)
+        for _ in range(changes.get("fixed_steps", count)):
+            if changes.get("sync", True):
+                sync()
+            start = time.perf_counter()
+            step()
+            if changes.get("sync", True):
+                sync()
+            durations.append(time.perf_counter() - start)
+        return (
+            sum(durations) / len(durations) if changes.get("mean") else statistics.median(durations)
+        )
+
+    return time_step
+
+
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (time_step_variant(sync=False), "timed the launch, not the work"),
+        (time_step_variant(warm_up=False), "warm-up steps were timed too"),
+        (time_step_variant(mean=True), "mean of the timed steps"),
+        (time_step_variant(fixed_steps=4), "step\\(\\) ran 7 times; expected"),
+    ],
+)
+def test_time_step_mistakes_are_named(wrong, words):
+    with pytest.raises(CheckFailed, match=words):
+        check_time_step(wrong)
+
+
+def test_parameter_count_refuses_building_bertminis_model():
+    def by_building(config):
+        return sum(p.numel() for p in BertForPreTraining(config).parameters())
+
+    with pytest.raises(CheckFailed, match="bertmini's own BertForPreTraining, which refuses"):
+        check_parameter_count(by_building)

@@ -5,12 +5,15 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from bertmini.checks import CheckFailed
 from bertmini.checks.training import (
     check_lr_schedule,
+    check_sparse_mlm_loss,
     check_training_step,
+    reference_sparse_mlm_loss,
     reference_training_step,
 )
 from bertmini.train import linear_warmup_decay
@@ -29,9 +32,10 @@ def student_schedule(step, warmup_steps, total_steps):
 
 
 def test_schedule_passes_the_reference_and_a_student_version(capsys):
-    check_lr_schedule(linear_warmup_decay)
     check_lr_schedule(student_schedule)
-    assert capsys.readouterr().out.count("✅ lr_multiplier: correct") == 2
+    assert capsys.readouterr().out.count("✅ lr_multiplier: correct") == 1
+    with pytest.raises(CheckFailed, match="bertmini's own linear_warmup_decay, which refuses"):
+        check_lr_schedule(linear_warmup_decay)
 
 
 def _warmup(rule):
@@ -219,3 +223,74 @@ def test_training_step_lets_not_implemented_through():
 
     with pytest.raises(NotImplementedError):
         check_training_step(unsolved)
+
+
+# ---------------------------------------------------------------------------------------------
+# The sparse MLM loss
+# ---------------------------------------------------------------------------------------------
+
+
+def student_mlm_loss(rows="labelled", ignore=True, reduction="mean", bias=True, gelu=True):
+    """The sparse MLM loss as a student would write it, with one choice made."""
+
+    def sparse_mlm_loss(last_hidden_state, labels, head):
+        if rows == "labelled":
+            labelled = labels != -100
+            hidden, targets = last_hidden_state[labelled], labels[labelled]
+        else:  # every position: the head's work is ~1/0.15 times larger
+            hidden, targets = last_hidden_state.flatten(0, 1), labels.flatten()
+        h = head.transform(hidden)
+        h = head.norm(F.gelu(h) if gelu else h)
+        logits = h @ head.decoder_weight.T + (head.bias if bias else 0)
+        if not ignore:
+            return F.cross_entropy(logits, targets, ignore_index=12345)
+        loss = F.cross_entropy(logits, targets, ignore_index=-100, reduction="sum")
+        return {"mean": loss / (targets != -100).sum(), "sum": loss}[reduction]
+
+    return sparse_mlm_loss
+
+
+def test_sparse_mlm_loss_passes_a_student_version(capsys):
+    check_sparse_mlm_loss(student_mlm_loss())
+    check_sparse_mlm_loss(reference_sparse_mlm_loss)
+    assert capsys.readouterr().out.count("✅ sparse_mlm_loss: correct") == 2
+
+
+def test_sparse_mlm_loss_refuses_bertminis_head():
+    def via_head(last_hidden_state, labels, head):
+        labelled = labels != -100
+        return F.cross_entropy(head(last_hidden_state[labelled]), labels[labelled])
+
+    with pytest.raises(CheckFailed, match="bertmini's own MaskedLMHead, which refuses"):
+        check_sparse_mlm_loss(via_head)
+
+
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (student_mlm_loss(rows="all"), "the head ran on 40 positions, but only"),
+        (student_mlm_loss(rows="all", ignore=False), "met the label -100"),
+        (student_mlm_loss(reduction="sum"), "summed"),
+        (student_mlm_loss(bias=False), "bias is missing"),
+        (student_mlm_loss(gelu=False), "GELU is missing"),
+        (lambda h, y, head: reference_sparse_mlm_loss(h, y, head).detach(), "no gradient"),
+        (lambda h, y, head: reference_sparse_mlm_loss(h, y, head).item(), "0-d tensor"),
+    ],
+)
+def test_sparse_mlm_loss_mistakes_are_named(wrong, words):
+    with pytest.raises(CheckFailed, match=words):
+        check_sparse_mlm_loss(wrong)
+
+
+def test_training_step_refuses_bertminis_training_step():
+    from bertmini.train import training_step
+
+    def via_bertmini(model, batch, optimizer, max_grad_norm):
+        model.train()
+        scaler = torch.amp.GradScaler("cpu", enabled=False)
+        return float(
+            training_step(model, [batch], optimizer, scaler, "fp32", max_grad_norm)["loss"]
+        )
+
+    with pytest.raises(CheckFailed, match="bertmini's own training_step, which refuses"):
+        check_training_step(via_bertmini)

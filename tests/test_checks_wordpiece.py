@@ -14,7 +14,11 @@ def student_wordpiece(order="longest", hashes="continuations", on_failure="unk",
     """WordPiece as a student would write it, with one choice made (right or wrong)."""
 
     def wordpiece(word, vocab, unk="[UNK]", max_chars=100):
-        if limit and len(word) > max_chars:
+        if limit == ">=" and len(word) >= max_chars:
+            return [unk]
+        if limit == "fixed" and len(word) > 100:
+            return [unk]
+        if limit is True and len(word) > max_chars:
             return [unk]
         pieces, start = [], 0
         while start < len(word):
@@ -43,13 +47,14 @@ def student_wordpiece(order="longest", hashes="continuations", on_failure="unk",
 
 
 def test_reference_and_a_student_solution_pass(capsys):
-    check_wordpiece(
-        lambda w, v, unk="[UNK]", max_chars=100: (
-            [unk] if len(w) > max_chars else bertmini_wordpiece(w, v, unk)
-        )
-    )
     check_wordpiece(student_wordpiece())
-    assert capsys.readouterr().out.count("✅") == 2
+    assert capsys.readouterr().out.count("✅") == 1
+    with pytest.raises(CheckFailed, match="bertmini's own wordpiece, which refuses"):
+        check_wordpiece(
+            lambda w, v, unk="[UNK]", max_chars=100: (
+                [unk] if len(w) > max_chars else bertmini_wordpiece(w, v, unk)
+            )
+        )
 
 
 @pytest.mark.parametrize(
@@ -60,6 +65,8 @@ def test_reference_and_a_student_solution_pass(capsys):
         (student_wordpiece(hashes="all"), "first piece has a '##' prefix"),
         (student_wordpiece(on_failure="partial"), "whole word"),
         (student_wordpiece(limit=False), "longer than max_chars"),
+        (student_wordpiece(limit=">="), "exactly max_chars characters .* not >="),
+        (student_wordpiece(limit="fixed"), "longer than max_chars \\(the argument"),
         (lambda w, v, unk="[UNK]", max_chars=100: list(w), "differs|spell"),
     ],
 )

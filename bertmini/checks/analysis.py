@@ -27,7 +27,10 @@ from every wrong one:
 
 The features are leaf tensors that require gradients: after the call their `.grad` must still be
 None (the probe must not backpropagate into the representation it measures), and their values
-must be unchanged. Every call runs under a fixed torch seed, restored afterwards.
+must be unchanged. Every call runs under a fixed torch seed, restored afterwards. A hook on every
+optimizer step records the gradient norm the step sees: as the loss falls it must shrink, so a
+probe that never calls `optimizer.zero_grad()` (its gradients pile up and the norm grows) is
+named even though it may still reach a good accuracy.
 """
 
 import math
@@ -36,8 +39,9 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from . import Mistake, compare, fail, passed
+from . import CheckFailed, Mistake, call_student, compare, fail, passed
 
 # ---------------------------------------------------------------------------------------------
 # Exercise 1: attention entropy
@@ -141,12 +145,7 @@ def check_attention_entropy(attention_entropy_fn: Callable) -> None:
     weights, attention_mask = make_entropy_inputs(torch.Generator().manual_seed(99))
     batch, heads = weights.shape[:2]
     original = weights.clone()
-    try:
-        got = attention_entropy_fn(weights, attention_mask)
-    except NotImplementedError:
-        raise
-    except Exception as error:
-        fail(name, f"your function raised {type(error).__name__}: {error}")
+    got = call_student(name, attention_entropy_fn, weights, attention_mask)
     if not torch.equal(weights, original):
         fail(name, "your function changed `weights` in place; compute on a copy.")
     if not isinstance(got, Tensor):
@@ -173,8 +172,8 @@ def check_attention_entropy(attention_entropy_fn: Callable) -> None:
         make_entropy_inputs,
         _ENTROPY_MISTAKES,
         atol=1e-4,
-        detail=f"{heads} heads, from {float(got.min()):.2f} to {float(got.max()):.2f} nats",
     )
+    passed(name, f"{heads} heads, from {float(got.min()):.2f} to {float(got.max()):.2f} nats")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,23 +256,26 @@ def _run_probe(name: str, train_probe_fn: Callable, data, steps: int, lr: float)
         torch.manual_seed(0)
         # Tiny matrices: one thread is faster, and much faster on a busy machine.
         torch.set_num_threads(1)
+        hook = register_optimizer_step_pre_hook(_record_gradient_norm)
+        _gradient_norms.clear()
         try:
-            result = train_probe_fn(x_train, y_train.clone(), x_test, y_test.clone(), steps, lr)
-        except NotImplementedError:
-            raise
-        except IndexError as error:
-            if "Target" in str(error) and "out of bounds" in str(error):
+            result = call_student(
+                name, train_probe_fn, x_train, y_train.clone(), x_test, y_test.clone(), steps, lr
+            )
+        except CheckFailed as failure:
+            error = failure.__cause__
+            if isinstance(error, IndexError) and "out of bounds" in str(error):
                 fail(
                     name,
                     f"cross_entropy says '{error}': a label is >= the number of outputs of your "
                     "nn.Linear. Give it one output per class, num_classes = "
                     "labels_train.max() + 1, not a fixed 2.",
                 )
-            fail(name, f"your function raised IndexError: {error}")
-        except Exception as error:
-            fail(name, f"your function raised {type(error).__name__}: {error}")
+            raise
         finally:
+            hook.remove()
             torch.set_num_threads(threads)
+    _diagnose_gradient_norms(name, list(_gradient_norms))
     if x_train.grad is not None or x_test.grad is not None:
         fail(
             name,
@@ -301,6 +303,27 @@ def _run_probe(name: str, train_probe_fn: Callable, data, steps: int, lr: float)
             "right, between 0 and 1 (a mean, not a count).",
         )
     return result
+
+
+_gradient_norms: list[float] = []  # the gradient norm seen by each optimizer step of a probe
+
+
+def _record_gradient_norm(optimizer: torch.optim.Optimizer, args, kwargs) -> None:
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"]]
+    _gradient_norms.append(float(sum(g.norm() ** 2 for g in grads if g is not None) ** 0.5))
+
+
+def _diagnose_gradient_norms(name: str, norms: list[float]) -> None:
+    """On the probe's data the loss falls, so each step's gradient shrinks. Gradients that are
+    never zeroed add up instead: the last step then sees more than the first."""
+    if len(norms) >= 20 and norms[-1] > norms[0]:
+        fail(
+            name,
+            f"the gradient your optimizer steps on grew from {norms[0]:.3g} (first step) to "
+            f"{norms[-1]:.3g} (last step) while the loss fell: the gradients accumulate "
+            "across steps. PyTorch *adds* each backward() to .grad, so call "
+            "optimizer.zero_grad() in every step, before loss.backward().",
+        )
 
 
 def check_probe(train_probe_fn: Callable, steps: int = 200, lr: float = 0.05) -> None:

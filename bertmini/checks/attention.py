@@ -3,7 +3,8 @@
 Each check runs the student's function next to bertmini's reference on fresh random inputs and,
 when the answers differ, recomputes the usual wrong answers (no 1/sqrt(d_k), softmax over the
 wrong axis, the mask applied after the softmax, heads split without a transpose, ...) to say
-which one the student made.
+which one the student made. While the student's function runs, bertmini's own version refuses to
+run, and in the softmax check so does PyTorch's (chapter 00 asks for it built from exp and sum).
 
     check_softmax(softmax)                                        # softmax(scores, dim=-1)
     check_scaled_dot_product_attention(scaled_dot_product_attention)  # (q, k, v, mask) -> (out, w)
@@ -12,14 +13,15 @@ which one the student made.
 """
 
 import contextlib
-import io
 import math
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
 from ..attention import MultiHeadAttention, scaled_dot_product_attention
-from . import Mistake, compare, fail
+from ..guard import refuse_if_checked
+from . import Mistake, call_student, compare, fail, passed
 
 # ---------------------------------------------------------------------------------------------
 # softmax (the warm-up exercise of chapter 00)
@@ -33,14 +35,20 @@ def _softmax_inputs(generator: torch.Generator) -> tuple:
     return (torch.randn(3, 4, 5, generator=generator) * 3,)
 
 
+def _softmax_over(scores: torch.Tensor, dim: int) -> torch.Tensor:
+    """Softmax written out (so that it runs inside the check, where torch.softmax refuses)."""
+    exponentials = (scores - scores.amax(dim=dim, keepdim=True)).exp()
+    return exponentials / exponentials.sum(dim=dim, keepdim=True)
+
+
 _SOFTMAX_MISTAKES = [
     Mistake(
-        lambda s, dim=-1: torch.softmax(s, dim=0),
+        lambda s, dim=-1: _softmax_over(s, dim=0),
         "you normalised over the first axis (dim=0): each row of the last axis must sum to 1, "
         "so sum over `dim` (the last axis by default), e.g. `.sum(dim=dim, keepdim=True)`.",
     ),
     Mistake(
-        lambda s, dim=-1: torch.softmax(s, dim=-2),
+        lambda s, dim=-1: _softmax_over(s, dim=-2),
         "you normalised over the wrong axis (dim=-2): sum the exponentials over `dim`, "
         "the last axis by default.",
     ),
@@ -60,31 +68,75 @@ _SOFTMAX_MISTAKES = [
 ]
 
 
+# Chapter 00 asks for softmax built from exp and sum, so while the student's softmax runs,
+# PyTorch's own refuses (the reference and the mistakes, run outside, still use it).
+TORCH_SOFTMAXES = tuple(
+    (owner, name)
+    for owner in (torch, F, torch.Tensor, torch.special)
+    for name in ("softmax", "log_softmax")
+)
+
+
+@contextlib.contextmanager
+def _torch_softmax_guarded():
+    """Within this block, PyTorch's softmaxes refuse to run while the softmax check is on."""
+
+    def guarded(original: Callable) -> Callable:
+        def softmax(*args, **kwargs):
+            refuse_if_checked("softmax", owner="PyTorch")
+            return original(*args, **kwargs)
+
+        return softmax
+
+    originals = [(owner, name, vars(owner).get(name)) for owner, name in TORCH_SOFTMAXES]
+    for owner, name, _ in originals:
+        setattr(owner, name, guarded(getattr(owner, name)))
+    try:
+        yield
+    finally:
+        for owner, name, original in originals:
+            if original is None:  # inherited (Tensor.softmax comes from the C base class)
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
+
+
 def check_softmax(softmax: Callable) -> None:
     """Check `softmax(scores, dim=-1)`: exp, then divide by the sum along `dim`.
 
-    Also checks that large scores (hundreds) do not overflow into inf/NaN.
+    Also checks that large scores (hundreds) do not overflow into inf/NaN. PyTorch's softmax
+    refuses to run inside the student's function: the exercise is to build it.
     """
     name = "softmax"
-    with contextlib.redirect_stdout(io.StringIO()):  # one ✅ line at the end, not two
-        compare(name, softmax, _reference_softmax, _softmax_inputs, _SOFTMAX_MISTAKES)
-    large = torch.tensor([[500.0, 498.0, 100.0], [-300.0, -301.0, -800.0]])
-    got = softmax(large)
-    if isinstance(got, torch.Tensor) and not torch.isfinite(got).all():
-        fail(
-            name,
-            "exp() overflowed on large scores (exp(500) is inf in float32) and gave inf/NaN. "
-            "Subtract the row maximum first: softmax(x) = softmax(x - max(x)), the same numbers "
-            "but exp() never sees anything above 0.",
+    with _torch_softmax_guarded():
+        compare(
+            name, softmax, _reference_softmax, _softmax_inputs, _SOFTMAX_MISTAKES, refuse=[name]
         )
-    compare(
-        name,
-        softmax,
-        _reference_softmax,
-        lambda g: (torch.randn(4, 6, generator=g) * 200,),
-        _SOFTMAX_MISTAKES,
-        detail="rows sum to 1, and large scores do not overflow",
-    )
+        large = torch.tensor([[500.0, 498.0, 100.0], [-300.0, -301.0, -800.0]])
+        got = call_student(name, softmax, large, refuse=[name])
+        if isinstance(got, torch.Tensor) and torch.isfinite(got[0]).all() and got[1].isnan().all():
+            fail(
+                name,
+                "the row [-300, -301, -800] gave NaN: you subtracted the maximum of the whole "
+                "tensor (500), so that row's exponentials all underflow to 0 and 0/0 = NaN. "
+                "Subtract each row's own maximum: scores.max(dim=dim, keepdim=True).values.",
+            )
+        if isinstance(got, torch.Tensor) and not torch.isfinite(got).all():
+            fail(
+                name,
+                "exp() overflowed on large scores (exp(500) is inf in float32) and gave inf/NaN. "
+                "Subtract the row maximum first: softmax(x) = softmax(x - max(x)), the same "
+                "numbers but exp() never sees anything above 0.",
+            )
+        compare(
+            name,
+            softmax,
+            _reference_softmax,
+            lambda g: (torch.randn(4, 6, generator=g) * 200,),
+            _SOFTMAX_MISTAKES,
+            refuse=[name],
+        )
+    passed(name, "rows sum to 1, and large scores do not overflow")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -121,7 +173,9 @@ def _mask_after_softmax(q, k, v, mask=None):
 
 
 def _mask_polarity_flipped(q, k, v, mask=None):
-    return scaled_dot_product_attention(q, k, v, None if mask is None else ~mask)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+    weights = _mask_scores(scores, None if mask is None else ~mask).softmax(-1)
+    return weights @ v, weights
 
 
 def _mask_multiplied(q, k, v, mask=None):
@@ -177,8 +231,9 @@ _SDPA_MISTAKES = [
     ),
     Mistake(
         _mask_multiplied,
-        "you multiplied the scores by the mask: a score of 0 still gets exp(0) = 1 of weight. "
-        "Masked scores must become -inf (or a huge negative number) before the softmax.",
+        "the masked scores became 0 (multiplied by the mask, or filled with 0): a score of 0 "
+        "still gets exp(0) = 1 of weight. Masked scores must become -inf (or a huge negative "
+        "number such as torch.finfo(scores.dtype).min) before the softmax.",
     ),
 ]
 
@@ -190,24 +245,18 @@ def check_scaled_dot_product_attention(attention: Callable) -> None:
     (..., seq_q, seq_k), True = may attend. output (..., seq_q, d_v), weights (..., seq_q, seq_k).
     """
     name = "scaled_dot_product_attention"
-    with contextlib.redirect_stdout(io.StringIO()):  # one ✅ line at the end, not two
+    for with_mask in (False, True):
         compare(
             name,
             attention,
             scaled_dot_product_attention,
-            _sdpa_inputs_maker(with_mask=False),
+            _sdpa_inputs_maker(with_mask),
             _SDPA_MISTAKES,
             trials=2,
+            refuse=[name],
+            names=("output", "weights"),
         )
-    compare(
-        name,
-        attention,
-        scaled_dot_product_attention,
-        _sdpa_inputs_maker(with_mask=True),
-        _SDPA_MISTAKES,
-        trials=2,
-        detail="output and weights match, with and without a padding mask",
-    )
+    passed(name, "output and weights match, with and without a padding mask")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,13 +282,14 @@ def _multi_head_variant(
     merge_heads: str = "correct",
     qkv_layout: str = "blocks",
     project_out: bool = True,
+    qkv_bias: bool = True,
 ) -> Callable:
     """A multi-head attention with one step done wrong (the rest written as the reference)."""
 
     def forward(x, w_qkv, b_qkv, w_out, b_out, num_heads, mask=None):
         batch, seq, hidden = x.shape
         head_size = hidden // num_heads
-        qkv = x @ w_qkv.T + b_qkv  # (batch, seq, 3*hidden)
+        qkv = x @ w_qkv.T + (b_qkv if qkv_bias else 0)  # (batch, seq, 3*hidden)
         if qkv_layout == "blocks":
             q, k, v = qkv.split(hidden, dim=-1)
         else:  # interleaved: [q0 k0 v0 q1 k1 v1 ...]
@@ -303,6 +353,10 @@ _MULTI_HEAD_MISTAKES = [
         "(`qkv.split(hidden, dim=-1)` or `.chunk(3, dim=-1)`).",
     ),
     Mistake(
+        _multi_head_variant(qkv_bias=False),
+        "the q, k, v bias is missing: the fused projection is x @ w_qkv.T + b_qkv.",
+    ),
+    Mistake(
         _multi_head_variant(project_out=False),
         "you forgot the output projection: after merging the heads, apply `w_out` and `b_out`.",
     ),
@@ -327,5 +381,9 @@ def check_multi_head_attention(multi_head_attention: Callable) -> None:
         _multi_head_inputs,
         _MULTI_HEAD_MISTAKES,
         atol=1e-4,
-        detail="same output as bertmini.attention.MultiHeadAttention with your weights",
+        refuse=["MultiHeadAttention"],
+    )
+    passed(
+        "multi_head_attention",
+        "same output as bertmini.attention.MultiHeadAttention with your weights",
     )

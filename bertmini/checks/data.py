@@ -10,14 +10,20 @@ Random functions cannot be compared value by value with a reference that draws i
 numbers in another order, so these checks run the student's function on many inputs (over 50,000
 tokens; 4,000 pairs) and test what must hold: rates within a tolerance of several standard
 deviations (so a correct answer fails with a negligible probability) and rules that must hold
-every time. `bertmini.data.pretraining.mask_tokens` passes the same check (see the tests).
+every time. `bertmini.data.pretraining.mask_tokens` computes what the check asks for.
 
 Mistakes they name: special tokens or padding chosen, every chosen token turned into [MASK] (no
 80/10/10), labels not -100 at unchosen positions, random replacements outside the allowed ids
 (special tokens), 15% of all positions taken (padding included), mlm_probability ignored,
-the generator ignored; IsNext/NotNext labels swapped, a NotNext B from the same document, an
-IsNext B that is not the next sentence, a NotNext B always a document's first sentence, the
-`random` module used instead of the `rng` argument.
+the generator ignored, a pool narrowed by its last id (`randint(len - 1)`), ids drawn from the
+range min..max of a pool with gaps, a non-uniform draw; IsNext/NotNext labels swapped, a NotNext
+B from the same document, an IsNext B that is not the next sentence, a NotNext B always a
+document's first sentence, always the next document's, the same for a given A on every draw, or
+never the last document, the `random` module used instead of the `rng` argument.
+
+The masking check ends on a small pool with gaps (`SMALL_POOL`, 8 ids, each drawn ~100 times),
+and the NSP check draws the same three sentences A 100 times each, so a choice that is narrowed
+or fixed per A shows. bertmini's own `mask_tokens` refuses to run inside the student's function.
 """
 
 import random
@@ -28,7 +34,7 @@ from torch import Tensor
 
 from ..data.pretraining import IGNORE_INDEX, IS_NEXT, NOT_NEXT
 from ..data.pretraining import mask_tokens as _mask_tokens
-from . import fail, passed
+from . import call_student, diagnose, fail, passed
 
 # ---------------------------------------------------------------------------------------------
 # Exercise 1: MLM masking
@@ -120,13 +126,15 @@ def check_mask_tokens(mask_tokens_fn: Callable) -> None:
         input_ids, special = make_masking_batch(torch.Generator().manual_seed(99 + trial))
         masked, labels = _call(mask_tokens_fn, input_ids, special, replacement_ids, probability)
         _diagnose_masking(name, input_ids, special, masked, labels, replacement_ids, probability)
-        stats = mask_statistics(input_ids, special, masked, labels, MASK_ID)
+        _diagnose_replacements(name, input_ids, masked, labels, replacement_ids)
         if trial == 0:
-            summary = (
-                f"on {stats['real_tokens']:,} tokens: chose {stats['chosen_rate']:.1%}; of those "
-                f"{stats['mask_share']:.1%} [MASK] / {stats['random_share']:.1%} random / "
-                f"{stats['keep_share']:.1%} kept"
-            )
+            summary = _summary(mask_statistics(input_ids, special, masked, labels, MASK_ID))
+    # A small pool with gaps: each of its ids is drawn ~100 times, so a pool narrowed by one id
+    # (its last, say) or a draw over the range min..max shows.
+    input_ids, special = make_masking_batch(torch.Generator().manual_seed(101))
+    masked, labels = _call(mask_tokens_fn, input_ids, special, SMALL_POOL, 0.15)
+    _diagnose_masking(name, input_ids, special, masked, labels, SMALL_POOL, 0.15)
+    _diagnose_replacements(name, input_ids, masked, labels, SMALL_POOL)
     # The same seed must give the same masks: the randomness comes from `generator` only.
     small_ids, small_special = make_masking_batch(torch.Generator().manual_seed(7), 64, 32)
     with torch.random.fork_rng():  # the global RNG must not matter (and is restored after)
@@ -144,21 +152,32 @@ def check_mask_tokens(mask_tokens_fn: Callable) -> None:
     passed(name, summary)
 
 
+# Non-contiguous, with its last id far from the others.
+SMALL_POOL = torch.tensor([7, 8, 23, 24, 25, 301, 302, 998])
+
+
+def _summary(stats: dict[str, float]) -> str:
+    return (
+        f"on {stats['real_tokens']:,} tokens: chose {stats['chosen_rate']:.1%}; of those "
+        f"{stats['mask_share']:.1%} [MASK] / {stats['random_share']:.1%} random / "
+        f"{stats['keep_share']:.1%} kept"
+    )
+
+
 def _call(fn, input_ids, special, replacement_ids, probability, seed=0):
     originals = (input_ids.clone(), special.clone())
-    try:
-        result = fn(
-            input_ids,
-            special,
-            MASK_ID,
-            replacement_ids,
-            probability,
-            torch.Generator().manual_seed(seed),
-        )
-    except NotImplementedError:
-        raise
-    except Exception as error:
-        fail("mask_tokens", f"your function raised {type(error).__name__}: {error}")
+    generator = torch.Generator().manual_seed(seed)
+    result = call_student(
+        "mask_tokens",
+        fn,
+        input_ids,
+        special,
+        MASK_ID,
+        replacement_ids,
+        probability,
+        generator,
+        refuse=["mask_tokens"],
+    )
     if not (torch.equal(input_ids, originals[0]) and torch.equal(special, originals[1])):
         fail(
             "mask_tokens",
@@ -252,61 +271,94 @@ def _diagnose_masking(name, input_ids, special, masked, labels, replacement_ids,
             f"{probability:.0%} of them (each independently).",
         )
 
-    mask_share, random_share, keep_share = (
-        stats["mask_share"],
-        stats["random_share"],
-        stats["keep_share"],
-    )
+    _diagnose_split(name, stats["mask_share"], stats["random_share"], stats["keep_share"])
+
+
+def _diagnose_split(name: str, mask_share: float, random_share: float, keep_share: float) -> None:
+    """The chosen tokens split 80/10/10: ordered (predicate, advice) pairs, the first that
+    holds names the mistake."""
     split = f"(got {mask_share:.1%} [MASK] / {random_share:.1%} random / {keep_share:.1%} kept)"
-    if mask_share > 0.97:
-        fail(
-            name,
+    diagnoses = [
+        (
+            mask_share > 0.97,
             f"every chosen token became [MASK] {split}. BERT's recipe is 80/10/10: 80% [MASK], "
             "10% a random token, 10% unchanged, because [MASK] never appears when the model is "
             "fine-tuned or used; the model must build a good representation of every token.",
-        )
-    if abs(random_share - 0.02) < 0.01 and keep_share > 0.15:
-        fail(
-            name,
+        ),
+        (
+            abs(random_share - 0.02) < 0.01 and keep_share > 0.15,
             f"only about 2% of the chosen tokens got a random replacement {split}: you took 10% "
             "of the 20% left after [MASK]. Among those, *half* become random.",
-        )
-    if random_share < 0.03:
-        fail(name, f"no chosen token got a random replacement {split}: 10% should.")
-    if keep_share < 0.03:
-        fail(
-            name,
+        ),
+        (random_share < 0.03, f"no chosen token got a random replacement {split}: 10% should."),
+        (
+            keep_share < 0.03,
             f"no chosen token kept its original id {split}: 10% must stay unchanged (and still "
             "be labelled), so the model cannot assume that a visible token is always right.",
-        )
-    if (
-        abs(mask_share - 0.8) > 0.03
-        or abs(random_share - 0.1) > 0.03
-        or abs(keep_share - 0.1) > 0.03
-    ):
-        fail(
-            name,
+        ),
+        (
+            max(abs(mask_share - 0.8), abs(random_share - 0.1), abs(keep_share - 0.1)) > 0.03,
             f"the chosen tokens must split 80/10/10 {split}: draw one uniform number per "
             "token: < 0.8 -> [MASK], 0.8-0.9 -> random, >= 0.9 -> keep.",
-        )
+        ),
+    ]
+    diagnose(name, diagnoses)
 
-    replaced = labelled & changed & (masked != MASK_ID)
+
+_LOOK_UP = (
+    "Draw an index and look it up: "
+    "`replacement_ids[torch.randint(len(replacement_ids), shape, generator=generator)]`."
+)
+
+
+def _diagnose_replacements(name, input_ids, masked, labels, replacement_ids):
+    """The random replacements come from replacement_ids, all of them, about equally often."""
+    replaced = (labels != IGNORE_INDEX) & (masked != input_ids) & (masked != MASK_ID)
     replacements = masked[replaced]
     outside = ~torch.isin(replacements, replacement_ids)
+    pool = sorted(replacement_ids.tolist())
     if outside.any():
         bad = sorted(set(replacements[outside].tolist()))[:5]
-        fail(
-            name,
-            f"{int(outside.sum())} random replacements are not in replacement_ids (e.g. ids {bad}, "
-            "special tokens such as [PAD]/[CLS]/[SEP]). Draw an index and look it up: "
-            "`replacement_ids[torch.randint(len(replacement_ids), shape, generator=generator)]`.",
+        between = all(pool[0] <= i <= pool[-1] for i in bad)
+        why = (
+            f"they lie between the smallest and largest allowed id, but replacement_ids {pool} "
+            "has gaps: drawing from the range min..max is not drawing from the list"
+            if len(pool) < 20 and between
+            else "special tokens such as [PAD]/[CLS]/[SEP] must never be inserted"
         )
-    distinct = len(set(replacements.tolist()))
-    if distinct < 0.3 * min(len(replacements), len(replacement_ids)):
         fail(
             name,
-            f"the {len(replacements)} random replacements use only {distinct} different ids: "
-            "draw them uniformly from replacement_ids.",
+            f"{int(outside.sum())} random replacements are not in replacement_ids (e.g. ids "
+            f"{bad}): {why}. {_LOOK_UP}",
+        )
+    counts = torch.bincount(torch.searchsorted(replacement_ids.sort().values, replacements))
+    counts = torch.cat([counts, counts.new_zeros(len(pool) - len(counts))])
+    expected = len(replacements) / len(pool)
+    if expected < 40:  # too few draws per id to judge each id (the large pool)
+        if len(set(replacements.tolist())) < 0.3 * min(len(replacements), len(pool)):
+            fail(name, f"the random replacements use few different ids: {_LOOK_UP}")
+        return
+    never = [pool[i] for i in range(len(pool)) if counts[i] == 0]
+    if never == [pool[-1]]:
+        fail(
+            name,
+            f"the last id of replacement_ids ({pool[-1]}) was never drawn in {len(replacements)} "
+            "random replacements: torch.randint(high) already excludes `high`, so draw the "
+            "index with torch.randint(len(replacement_ids), ...), not len(...) - 1.",
+        )
+    if never == [pool[0]]:
+        fail(
+            name,
+            f"the first id of replacement_ids ({pool[0]}) was never drawn: indices run from 0 "
+            "to len(replacement_ids) - 1; draw with torch.randint(len(replacement_ids), ...).",
+        )
+    lopsided = (counts < expected / 3) | (counts > expected * 3)
+    if lopsided.any():
+        shares = ", ".join(f"{i}: {int(c)}" for i, c in zip(pool, counts.tolist(), strict=True))
+        fail(
+            name,
+            f"the {len(replacements)} random replacements are not drawn uniformly from "
+            f"replacement_ids (about {expected:.0f} each expected; got {shares}). {_LOOK_UP}",
         )
 
 
@@ -347,21 +399,17 @@ def check_nsp_pair(sample_nsp_pair_fn: Callable) -> None:
     for _ in range(4000):
         d = setup.randrange(len(documents))
         draws.append((d, setup.randrange(len(documents[d]) - 1)))
+    # Then the same few sentence A's, each drawn 100 times: NotNext must vary from draw to draw.
+    draws += [(d, 0) for d in (0, 17, 39) for _ in range(100)]
 
     def run(seed: int) -> list:
         rng = random.Random(seed)
         results = []
         for d, s in draws:
             copy = [list(doc) for doc in documents]
-            try:
-                result = sample_nsp_pair_fn(copy, d, s, rng)
-            except NotImplementedError:
-                raise
-            except Exception as error:
-                fail(name, f"your function raised {type(error).__name__}: {error}")
+            results.append(call_student(name, sample_nsp_pair_fn, copy, d, s, rng))
             if copy != documents:
                 fail(name, "your function changed `documents`; only read it.")
-            results.append(result)
         return results
 
     # The `random` module's state must not matter: set it differently for two runs (and put
@@ -383,6 +431,7 @@ def check_nsp_pair(sample_nsp_pair_fn: Callable) -> None:
     next_ok = not_next_from_other = 0
     num_next = num_not_next = 0
     same_document, first_sentences, other_documents = 0, 0, set()
+    not_next_docs: dict[tuple, list[int]] = {}  # A's (doc, sentence) -> its NotNext Bs' docs
     for (d, s), result in zip(draws, results, strict=True):
         if not (isinstance(result, (tuple, list)) and len(result) == 3):
             fail(name, f"return a tuple (sentence_a, sentence_b, label), got {result!r:.100}")
@@ -407,38 +456,40 @@ def check_nsp_pair(sample_nsp_pair_fn: Callable) -> None:
             same_document += b_doc == d
             first_sentences += b_pos == 0
             other_documents.add(b_doc)
+            not_next_docs.setdefault((d, s), []).append(b_doc)
 
     next_rate = num_next / len(draws)
-    if next_ok < 0.5 * num_next and not_next_from_other < 0.5 * num_not_next:
-        fail(
-            name,
-            "the labels are swapped: 0 means IsNext (B really follows A) and 1 means "
-            "NotNext (B from another document), as in Hugging Face.",
-        )
-    if abs(next_rate - 0.5) > 0.04:
-        fail(
-            name,
-            f"{next_rate:.1%} of the pairs are IsNext; expected 50% "
-            "(`if rng.random() < 0.5:` IsNext, else NotNext).",
-        )
-    if next_ok < num_next:
-        fail(
-            name,
-            f"{num_next - next_ok} of {num_next} IsNext pairs do not have the next "
-            "sentence as B: B must be documents[doc_index][sentence_index + 1].",
-        )
-    if same_document:
-        fail(
-            name,
-            f"{same_document} of {num_not_next} NotNext Bs came from A's own document: "
-            "draw the random document among the *other* documents, or the label is a lie.",
-        )
-    if first_sentences == num_not_next:
-        fail(
-            name,
-            "every NotNext B is the first sentence of its document: the model could "
-            "spot NotNext by how openings look. Pick a random sentence of the other document.",
-        )
+    diagnose(
+        name,
+        [
+            (
+                next_ok < 0.5 * num_next and not_next_from_other < 0.5 * num_not_next,
+                "the labels are swapped: 0 means IsNext (B really follows A) and 1 means "
+                "NotNext (B from another document), as in Hugging Face.",
+            ),
+            (
+                abs(next_rate - 0.5) > 0.04,
+                f"{next_rate:.1%} of the pairs are IsNext; expected 50% "
+                "(`if rng.random() < 0.5:` IsNext, else NotNext).",
+            ),
+            (
+                next_ok < num_next,
+                f"{num_next - next_ok} of {num_next} IsNext pairs do not have the next "
+                "sentence as B: B must be documents[doc_index][sentence_index + 1].",
+            ),
+            (
+                same_document > 0,
+                f"{same_document} of {num_not_next} NotNext Bs came from A's own document: "
+                "draw the random document among the *other* documents, or the label is a lie.",
+            ),
+            (
+                first_sentences == num_not_next,
+                "every NotNext B is the first sentence of its document: the model could "
+                "spot NotNext by how openings look. Pick a random sentence of the other document.",
+            ),
+        ],
+    )
+    _diagnose_not_next_documents(name, not_next_docs, len(documents))
     if len(other_documents) < 0.8 * len(documents):
         fail(
             name,
@@ -449,3 +500,42 @@ def check_nsp_pair(sample_nsp_pair_fn: Callable) -> None:
         name,
         f"{next_rate:.1%} IsNext over {len(draws):,} draws; NotNext B always from another document",
     )
+
+
+def _diagnose_not_next_documents(name: str, not_next_docs: dict, num_documents: int) -> None:
+    """For one sentence A, NotNext Bs must come from many documents, every other one possible.
+
+    not_next_docs: A's (doc_index, sentence_index) -> the documents of the NotNext Bs drawn for
+    it. The checks are ordered (predicate, advice) pairs; the first that holds is the mistake.
+    """
+    last = num_documents - 1
+    per_a = {a: set(docs) for a, docs in not_next_docs.items()}
+    repeated = {a: docs for a, docs in per_a.items() if len(not_next_docs[a]) >= 20}
+    most_drawn = max(not_next_docs, key=lambda a: len(not_next_docs[a]))  # ~50 NotNext draws
+    diagnoses = [
+        (
+            all(docs <= {(d + 1) % num_documents} for (d, _), docs in per_a.items()),
+            "every NotNext B comes from the document right after A's (doc_index + 1): the "
+            "model could learn that rule instead of reading the sentences. Draw the other "
+            "document at random each time: `other = rng.randrange(len(documents) - 1)`, plus 1 "
+            "if it is >= doc_index.",
+        ),
+        (
+            all(len(docs) == 1 for docs in repeated.values()),
+            "for a given sentence A, every NotNext B comes from the same document: the choice "
+            "must be random on each draw, made with the `rng` argument (rng.randrange).",
+        ),
+        (
+            len(per_a[most_drawn]) < 0.5 * (num_documents - 1),
+            f"over {len(not_next_docs[most_drawn])} NotNext draws for one sentence A, B came "
+            f"from only {len(per_a[most_drawn])} of the {num_documents - 1} other documents: "
+            "draw the other document uniformly, on every draw.",
+        ),
+        (
+            all(last not in docs for (d, _), docs in per_a.items() if d != last),
+            f"the last document (index {last}) is never picked for NotNext: "
+            "rng.randrange(len(documents) - 1) gives 0 .. n-2, so add 1 when the draw is "
+            ">= doc_index (skipping A's own document), which makes n-1 reachable.",
+        ),
+    ]
+    diagnose(name, diagnoses)

@@ -6,7 +6,10 @@ bias_hh) -> (h, c)` with `bertmini.lstm.lstm_cell`. `check_encoder_layer` compar
 weights of a `bertmini.transformer.EncoderLayer`) with the layer's own forward pass.
 
 Each mistake below is a small wrong variant of the reference; when the student's answer matches
-one of them, the message names it.
+one of them, the message names it (for the cell: gate order, g's nonlinearity, the gate on the old
+cell state, the tanh on c', one of the two biases; for the layer: pre-LN, a residual, ReLU, tanh
+or tanh-GELU, LayerNorm eps, the LayerNorms missing or swapped, the padding mask ignored).
+While the student's function runs, bertmini's `lstm_cell` and `EncoderLayer` refuse to run.
 """
 
 from collections.abc import Callable
@@ -16,7 +19,7 @@ import torch.nn.functional as F
 
 from ..lstm import lstm_cell as reference_lstm_cell
 from ..transformer import EncoderLayer
-from . import Mistake, compare
+from . import Mistake, compare, passed
 
 # ---------------------------------------------------------------------------------------------
 # The LSTM cell
@@ -48,11 +51,14 @@ def _lstm_variant(
     candidate: Callable = torch.tanh,
     keep_gate: str = "f",
     squash_cell: bool = True,
+    biases: str = "both",
 ) -> Callable:
     """An LSTM cell with one thing changed: the gate order in the stacked weights, the
-    nonlinearity on g, the gate that scales the old cell state, or the tanh on c'."""
+    nonlinearity on g, the gate that scales the old cell state, the tanh on c', a bias left out."""
 
     def cell(x, h, c, weight_ih, weight_hh, bias_ih, bias_hh):
+        bias_ih = bias_ih if biases in ("both", "ih") else 0
+        bias_hh = bias_hh if biases in ("both", "hh") else 0
         gates = x @ weight_ih.T + bias_ih + h @ weight_hh.T + bias_hh
         chunks = dict(zip(order, gates.chunk(4, dim=-1), strict=True))
         i, f = torch.sigmoid(chunks["i"]), torch.sigmoid(chunks["f"])
@@ -66,6 +72,16 @@ def _lstm_variant(
 
 
 LSTM_MISTAKES = [
+    Mistake(
+        _lstm_variant(biases="ih"),
+        "bias_hh is missing: PyTorch's LSTM has two bias vectors and adds both, "
+        "gates = x W_ih^T + b_ih + h W_hh^T + b_hh.",
+    ),
+    Mistake(
+        _lstm_variant(biases="hh"),
+        "bias_ih is missing: PyTorch's LSTM has two bias vectors and adds both, "
+        "gates = x W_ih^T + b_ih + h W_hh^T + b_hh.",
+    ),
     Mistake(
         _lstm_variant(order="ifog"),
         "the gates are split in the order i, f, o, g. PyTorch (and bertmini) stack the four "
@@ -112,8 +128,10 @@ def check_lstm_cell(lstm_cell: Callable) -> None:
         _lstm_inputs,
         LSTM_MISTAKES,
         atol=1e-5,
-        detail="same (h, c) as bertmini.lstm.lstm_cell (and nn.LSTM) on random inputs",
+        refuse=["lstm_cell"],
+        names=("h", "c"),
     )
+    passed("lstm_cell", "same (h, c) as bertmini.lstm.lstm_cell (and nn.LSTM) on random inputs")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,6 +186,8 @@ def _layer_variant(
     attention_residual: bool = True,
     ffn_residual: bool = True,
     norms: bool = True,
+    use_mask: bool = True,
+    swap_norms: bool = False,
 ) -> Callable:
     """An encoder layer with one thing changed (see the mistakes below)."""
 
@@ -183,6 +203,10 @@ def _layer_variant(
         )
 
     def layer_fn(layer, x, mask):
+        mask = mask if use_mask else None
+        first, second = layer.attention_norm, layer.ffn_norm
+        if swap_norms:
+            first, second = second, first
         with torch.no_grad():
 
             def ffn(h):
@@ -192,9 +216,9 @@ def _layer_variant(
                 x = x + layer.attention(norm(layer.attention_norm, x), mask)[0]
                 return x + ffn(norm(layer.ffn_norm, x))
             attended = layer.attention(x, mask)[0]
-            x = norm(layer.attention_norm, x + attended if attention_residual else attended)
+            x = norm(first, x + attended if attention_residual else attended)
             out = ffn(x)
-            return norm(layer.ffn_norm, x + out if ffn_residual else out)
+            return norm(second, x + out if ffn_residual else out)
 
     return layer_fn
 
@@ -244,6 +268,16 @@ LAYER_MISTAKES = [
         "layer.attention_norm.eps.",
     ),
     Mistake(
+        _layer_variant(use_mask=False),
+        "the padding mask is ignored: pass `mask` on to layer.attention(x, mask), so no query "
+        "attends to padding.",
+    ),
+    Mistake(
+        _layer_variant(swap_norms=True),
+        "the two LayerNorms are swapped: layer.attention_norm follows the attention sub-layer "
+        "and layer.ffn_norm the feed-forward one (each has its own weights).",
+    ),
+    Mistake(
         _layer_variant(norms=False),
         "the LayerNorms are missing: after each residual sum, apply layer.attention_norm "
         "and layer.ffn_norm.",
@@ -260,5 +294,9 @@ def check_encoder_layer(encoder_layer: Callable) -> None:
         _layer_inputs,
         LAYER_MISTAKES,
         atol=1e-4,
-        detail="same output as bertmini.transformer.EncoderLayer (post-LN, exact GELU, eps 1e-12)",
+        refuse=["EncoderLayer"],
+    )
+    passed(
+        "encoder_layer",
+        "same output as bertmini.transformer.EncoderLayer (post-LN, exact GELU, eps 1e-12)",
     )

@@ -5,6 +5,8 @@
         #  labels (batch,)) -> (logits (batch, num_labels), loss (0-d tensor))
     check_evaluation_loop(evaluate_accuracy)
         # (model, loader) -> accuracy over every example of the loader (a float in [0, 1])
+    check_finetuning_loop(train_epoch)
+        # (model, loader, optimizer, scheduler, max_grad_norm) -> list of per-batch losses
 
 The head is compared with what `BertForSequenceClassification` computes (dropout aside):
 ``logits = classifier(tanh(pooler(h[:, 0])))`` and ``loss = cross_entropy(logits, labels)``.
@@ -21,6 +23,13 @@ on (no `model.eval()`), gradients tracked (no `torch.no_grad()`), batches skippe
 inside the loop), the model's mode not restored afterwards; and by value: the mean of per-batch
 accuracies (wrong when the last batch is smaller), a count or a percentage instead of a fraction,
 a total taken as batches x batch size.
+
+The fine-tuning loop is checked by its effects on a tiny classifier handed over in eval mode,
+four batches, SGD and a warmup/decay schedule: hooks record the mode of every forward pass and
+the learning rate of every optimizer step, and the weights afterwards are compared with the
+reference's. Mistakes it names: no `model.train()`, no optimizer step or more than one per
+batch, no `scheduler.step()` or one before `optimizer.step()`, gradients never zeroed, no
+clipping (or clipping after the step, or to a fixed norm), losses returned as tensors.
 """
 
 from collections.abc import Callable
@@ -28,11 +37,12 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 from torch.utils.data import DataLoader
 
 from ..data.finetuning import ClassificationCollator
-from ..model import BertConfig, BertForSequenceClassification
-from . import Mistake, compare, fail, passed
+from ..model import BertForSequenceClassification
+from . import Mistake, call_student, compare, diagnose, fail, passed, tiny_config
 
 # ---------------------------------------------------------------------------------------------
 # Exercise 1: the classification head and its loss
@@ -183,19 +193,15 @@ def check_classification_head(classification_loss: Callable) -> None:
         _head_inputs,
         HEAD_MISTAKES,
         atol=1e-5,
-        detail="logits = classifier(tanh(pooler(h[:, 0]))), loss = cross_entropy(logits, labels)",
+        names=("logits", "loss"),
     )
+    passed(name, "logits = classifier(tanh(pooler(h[:, 0]))), loss = cross_entropy(logits, labels)")
 
 
 def _check_head_structure(name: str, classification_loss: Callable) -> None:
     """One call, to name the mistakes of shape and type before comparing values."""
     last_hidden_state, pooler, classifier, labels = _head_inputs(torch.Generator().manual_seed(0))
-    try:
-        result = classification_loss(last_hidden_state, pooler, classifier, labels)
-    except NotImplementedError:
-        raise
-    except Exception as error:
-        fail(name, f"your function raised {type(error).__name__}: {error}")
+    result = call_student(name, classification_loss, last_hidden_state, pooler, classifier, labels)
     if not (isinstance(result, (tuple, list)) and len(result) == 2):
         fail(name, f"return a tuple (logits, loss), got {type(result).__name__}")
     logits, loss = result
@@ -266,17 +272,7 @@ def make_evaluation_setup(seed: int = 0) -> tuple[BertForSequenceClassification,
     right in the first two batches, 2 of 8 in the third and all 3 of the last batch: 11 / 27
     overall, while the mean of the per-batch accuracies is 0.5. The model starts in train mode."""
     generator = torch.Generator().manual_seed(seed)
-    config = BertConfig(
-        vocab_size=60,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-        hidden_dropout_prob=0.5,
-        attention_probs_dropout_prob=0.5,
-        num_labels=3,
-    )
+    config = tiny_config(hidden_dropout_prob=0.5, attention_probs_dropout_prob=0.5, num_labels=3)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = BertForSequenceClassification(config)
@@ -355,12 +351,7 @@ def check_evaluation_loop(evaluate_accuracy: Callable) -> None:
 
 
 def _call_evaluate(name, evaluate_accuracy, model, loader):
-    try:
-        return evaluate_accuracy(model, loader)
-    except NotImplementedError:
-        raise
-    except Exception as error:
-        fail(name, f"your function raised {type(error).__name__}: {error}")
+    return call_student(name, evaluate_accuracy, model, loader, refuse=["evaluate"])
 
 
 def _diagnose_modes(name, calls, num_batches, model, was_training: bool) -> None:
@@ -441,4 +432,194 @@ def _diagnose_value(name, value, per_batch) -> None:
         name,
         f"expected {correct}/{total} = {expected:.4f}, got {value:.4f}. Predictions are "
         "logits.argmax(-1), compared with batch['labels'].",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 3: the fine-tuning loop
+# ---------------------------------------------------------------------------------------------
+
+LOOP_BATCHES, LOOP_LR, LOOP_MAX_GRAD_NORM, LOOP_WARMUP = 4, 0.5, 0.3, 1
+
+
+def reference_train_epoch(
+    model: nn.Module, loader, optimizer: torch.optim.Optimizer, scheduler, max_grad_norm: float
+) -> list[float]:
+    """One pass over `loader`: for each batch a clipped optimizer step, then a scheduler step.
+    Returns the loss of each batch (floats, before its update)."""
+    model.train()
+    losses = []
+    for batch in loader:
+        loss = model(**batch).loss
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        losses.append(loss.item())
+    return losses
+
+
+def _loop_variant(train_mode=True, zero_grad=True, clip=True, schedule="after-step"):
+    """The loop with one thing changed (the reference is the default)."""
+
+    def train_epoch(model, loader, optimizer, scheduler, max_grad_norm):
+        if train_mode:
+            model.train()
+        losses = []
+        for batch in loader:
+            loss = model(**batch).loss
+            loss.backward()
+            if clip:
+                nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+            if schedule == "before-step":
+                scheduler.step()
+            optimizer.step()
+            if schedule == "after-step":
+                scheduler.step()
+            if zero_grad:
+                optimizer.zero_grad()
+            losses.append(loss.item())
+        return losses
+
+    return train_epoch
+
+
+_ZERO_GRAD = (
+    "the gradients were never zeroed, so each batch's gradients pile onto the previous ones' "
+    "(PyTorch *adds* to .grad): call optimizer.zero_grad() once per batch."
+)
+_NOT_CLIPPED = (
+    "the update was not clipped to max_grad_norm: call clip_grad_norm_(model.parameters(), "
+    "max_grad_norm) between loss.backward() and optimizer.step() (after the step is too late, "
+    "and a fixed norm such as 1.0 is not the argument)."
+)
+LOOP_MISTAKES = [
+    Mistake(_loop_variant(zero_grad=False), _ZERO_GRAD),
+    Mistake(_loop_variant(clip=False), _NOT_CLIPPED),
+]
+
+
+def _loop_setup(seed: int):
+    """A tiny classifier (dropout on, handed over in eval mode), its batches, SGD and a
+    linear warmup/decay schedule over exactly those batches."""
+    config = tiny_config(hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.2, num_labels=3)
+    model = BertForSequenceClassification(config).eval()
+    generator = torch.Generator().manual_seed(seed)
+    examples = []
+    for _ in range(LOOP_BATCHES * 4):
+        length = int(torch.randint(4, 12, (), generator=generator))
+        input_ids = torch.randint(5, config.vocab_size, (length,), generator=generator)
+        input_ids[0], input_ids[-1] = 2, 3  # [CLS] ... [SEP]
+        examples.append(
+            {
+                "input_ids": input_ids,
+                "token_type_ids": torch.zeros(length, dtype=torch.long),
+                "labels": torch.randint(3, (), generator=generator),
+            }
+        )
+    collate = ClassificationCollator(pad_token_id=0)
+    loader = [collate(examples[i : i + 4]) for i in range(0, len(examples), 4)]
+    optimizer = torch.optim.SGD(model.parameters(), lr=LOOP_LR)
+    total = len(loader)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: min((step + 1) / LOOP_WARMUP, (total - step) / (total - LOOP_WARMUP)),
+    )
+    return model, loader, optimizer, scheduler
+
+
+def _run_loop(train_epoch: Callable, seed: int = 11) -> dict:
+    """Run `train_epoch` once on a fresh setup; record what it did."""
+    record = {"modes": [], "lrs": [], "grad_norms": []}
+
+    def before_step(optimizer, args, kwargs):
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"]]
+        record["lrs"].append(optimizer.param_groups[0]["lr"])
+        record["grad_norms"].append(
+            float(sum(g.norm() ** 2 for g in grads if g is not None)) ** 0.5
+        )
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model, loader, optimizer, scheduler = _loop_setup(seed)
+        hooks = [
+            model.classifier.register_forward_pre_hook(
+                lambda module, args: record["modes"].append(module.training)
+            ),
+            register_optimizer_step_pre_hook(before_step),
+        ]
+        try:
+            record["losses"] = train_epoch(model, loader, optimizer, scheduler, LOOP_MAX_GRAD_NORM)
+        finally:
+            for hook in hooks:
+                hook.remove()
+    record["weights"] = [p.detach().clone() for p in model.parameters()]
+    return record
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    return all(
+        torch.allclose(p, q, atol=1e-6, rtol=0)
+        for p, q in zip(a["weights"], b["weights"], strict=True)
+    )
+
+
+def check_finetuning_loop(train_epoch: Callable) -> None:
+    """Check `train_epoch(model, loader, optimizer, scheduler, max_grad_norm) -> list of losses`
+    by its effects: training mode, one clipped step and one scheduler step per batch, gradients
+    zeroed, the same weights as the reference afterwards."""
+    name = "train_epoch"
+    got = call_student(name, _run_loop, train_epoch, refuse=["training_step"])
+    expected = _run_loop(reference_train_epoch)
+    lrs = [round(lr, 9) for lr in got["lrs"]]
+    expected_lrs = [round(lr, 9) for lr in expected["lrs"]]
+    diagnoses = [
+        (not got["modes"], "the model never ran: call model(**batch) for every batch."),
+        (
+            not all(got["modes"]),
+            "the model was in eval mode (dropout off) while training: call model.train() "
+            "before the loop; the model may come from an evaluation that left it in eval mode.",
+        ),
+        (not lrs, "optimizer.step() never ran: call it once per batch, after loss.backward()."),
+        (
+            len(lrs) != LOOP_BATCHES,
+            f"optimizer.step() ran {len(lrs)} times for {LOOP_BATCHES} batches: one step per "
+            "batch.",
+        ),
+        (
+            len(set(lrs)) == 1 < len(set(expected_lrs)),
+            "the learning rate never changed: call scheduler.step() after every optimizer.step(), "
+            "so warmup and decay happen.",
+        ),
+        (
+            lrs[:-1] == expected_lrs[1:],
+            "scheduler.step() ran before optimizer.step(): each step then uses the next step's "
+            "learning rate (the first one is skipped). Call it right after optimizer.step().",
+        ),
+        (
+            lrs != expected_lrs,
+            f"the learning rates at each step were {lrs}; expected {expected_lrs}: call "
+            "scheduler.step() once per batch, right after optimizer.step().",
+        ),
+        (max(got["grad_norms"], default=0.0) > LOOP_MAX_GRAD_NORM * 1.001, _NOT_CLIPPED),
+        (
+            not all(isinstance(x, float) for x in got["losses"] or [None]),
+            "return a list with one float per batch, loss.item(): a tensor keeps its graph alive.",
+        ),
+    ]
+    diagnose(name, diagnoses)
+    if not _same_weights(got, expected):
+        for mistake in LOOP_MISTAKES:
+            if _same_weights(got, _run_loop(mistake.wrong)):
+                fail(name, mistake.advice)
+        fail(
+            name,
+            "the weights after the epoch differ from the reference: for each batch, "
+            "loss.backward(), clip, optimizer.step(), scheduler.step(), optimizer.zero_grad().",
+        )
+    passed(
+        name,
+        f"{LOOP_BATCHES} steps in training mode, learning rates {expected_lrs}, clipped, "
+        "gradients zeroed",
     )

@@ -1,9 +1,13 @@
-"""Checks for chapter 10: counting a training step's FLOPs, and MFU from a measured step time.
+"""Checks for chapter 10: a step's FLOPs and parameters counted, its time measured, and MFU.
 
     check_training_flops(training_flops)
         # (config, batch, seq, mlm_positions) -> FLOPs of one training step (a number)
     check_mfu(mfu)
         # (flops_per_step, step_time_s, peak_tflops) -> model FLOPs utilization (a fraction)
+    check_parameter_count(parameter_count)
+        # (config) -> parameters of BertForPreTraining, from the config's sizes alone
+    check_time_step(time_step)
+        # (step, warmup_steps, timed_steps, sync) -> median seconds of one timed step
 
 The references are `bertmini.bench.training_flops_per_step` and the MFU that `bench.benchmark`
 reports. Answers are numbers, compared with a relative tolerance (floating point may add them up
@@ -13,17 +17,28 @@ forgotten or counted for one of its two matmuls or forward only, the FFN counted
 the layers forgotten, the MLM head run on every position (M = B*S) when told M, the MLM head's
 H^2 transform or the whole head forgotten; for MFU: TFLOP/s not turned into FLOP/s (1e12), a
 step time taken for milliseconds (or turned into them), a percentage instead of a fraction, the
-ratio upside down.
+ratio upside down; for the parameters: the tied decoder counted twice, biases, LayerNorms,
+position/segment embeddings, the pooler, the NSP or MLM head missing, three attention
+projections, one FFN matrix, one layer.
+
+`check_time_step` runs the student's timer on a fake device (`_FakeDevice`) whose clock the
+check controls: steps take known times, warm-up steps are slow, one timed step is an outlier, and
+work is queued asynchronously as on a GPU, so only `sync()` makes the clock see it. Mistakes it
+names: no synchronisation (the launch timed), no sync before the clock starts, warm-up steps
+timed, the mean or the total instead of the median, the wrong number of steps.
 """
 
+import contextlib
 import math
+import statistics
+import time
 from collections.abc import Callable
 
 import torch
 
 from ..bench import training_flops_per_step
 from ..model import BertConfig
-from . import Mistake, fail, passed
+from . import Mistake, call_student, fail, passed
 
 REL_TOL = 1e-6
 
@@ -76,7 +91,7 @@ def _forgot_layers(config, batch, seq, mlm_positions):
 
 FLOPS_MISTAKES = [
     Mistake(
-        lambda *args: reference_training_flops(*args) / 3,
+        lambda *args: _with()(*args) / 3,
         "your count is a third of the reference: that is the forward pass only (2 FLOPs per "
         "weight per token). A training step also runs the backward pass, which costs about twice "
         "the forward (gradients for the inputs and for the weights): 6 per weight per token.",
@@ -168,17 +183,11 @@ def _number(name: str, value) -> float:
     return float(value)
 
 
-def _compare_numbers(name, student, reference, cases, mistakes, detail="") -> None:
+def _compare_numbers(name, student, reference, cases, mistakes, detail="", refuse=()) -> None:
     """Like `checks.compare`, for functions returning one number: relative tolerance."""
     for args in cases:
         expected = float(reference(*args))
-        try:
-            got = student(*args)
-        except NotImplementedError:
-            raise
-        except Exception as error:
-            fail(name, f"your function raised {type(error).__name__}: {error}")
-        got = _number(name, got)
+        got = _number(name, call_student(name, student, *args, refuse=refuse))
         if math.isclose(got, expected, rel_tol=REL_TOL):
             continue
         for mistake in mistakes:
@@ -195,6 +204,11 @@ def _compare_numbers(name, student, reference, cases, mistakes, detail="") -> No
 def _describe_args(args) -> str:
     if isinstance(args[0], BertConfig):
         c = args[0]
+        if len(args) == 1:
+            return (
+                f"L{c.num_hidden_layers} H{c.hidden_size} I{c.intermediate_size} "
+                f"V{c.vocab_size} P{c.max_position_embeddings} T{c.type_vocab_size}"
+            )
         return (
             f"L{c.num_hidden_layers} H{c.hidden_size} I{c.intermediate_size} V{c.vocab_size}, "
             f"batch {args[1]}, seq {args[2]}, mlm_positions {args[3]}"
@@ -232,6 +246,7 @@ def check_training_flops(training_flops_fn: Callable) -> None:
         reference_training_flops,
         _flops_cases(),
         FLOPS_MISTAKES,
+        refuse=["training_flops_per_step"],
         detail=f"a tiny BERT step at batch {batch} x seq {seq} is {flops / 1e9:.1f} GFLOPs",
     )
 
@@ -244,3 +259,273 @@ def check_mfu(mfu_fn: Callable) -> None:
         (7.3e12, 0.45, 65.0),  # a T4
     ]
     _compare_numbers("mfu", mfu_fn, reference_mfu, cases, MFU_MISTAKES)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 3: the parameters of BertForPreTraining, counted from its parts
+# ---------------------------------------------------------------------------------------------
+
+
+def _parameter_parts(config: BertConfig) -> dict[str, int]:
+    """The parameters of BertForPreTraining (learned positions), part by part."""
+    h, i, v = config.hidden_size, config.intermediate_size, config.vocab_size
+    layer_norm = 2 * h  # a weight and a bias per feature
+    return {
+        "token embeddings": v * h,
+        "position and segment embeddings": (config.max_position_embeddings + config.type_vocab_size)
+        * h,
+        "embedding LayerNorm": layer_norm,
+        "attention weights": config.num_hidden_layers * 4 * h * h,  # Q, K, V and the output
+        "attention biases": config.num_hidden_layers * 4 * h,
+        "FFN weights": config.num_hidden_layers * 2 * h * i,
+        "FFN biases": config.num_hidden_layers * (i + h),
+        "layer LayerNorms": config.num_hidden_layers * 2 * layer_norm,
+        "pooler": h * h + h,
+        "MLM transform": h * h + h + layer_norm,
+        "MLM decoder bias": v,  # its weight is the token embeddings (tied)
+        "NSP head": 2 * h + 2,
+    }
+
+
+def reference_parameter_count(config: BertConfig) -> int:
+    """sum(p.numel() for p in BertForPreTraining(config).parameters()), from the shapes alone."""
+    return sum(_parameter_parts(config).values())
+
+
+_LAYER_PARTS = (
+    "attention weights",
+    "attention biases",
+    "FFN weights",
+    "FFN biases",
+    "layer LayerNorms",
+)
+
+
+def _per_layer(config: BertConfig) -> int:
+    parts = _parameter_parts(config)
+    return sum(parts[name] for name in _LAYER_PARTS) // config.num_hidden_layers
+
+
+def _without(*parts: str, plus: Callable | None = None) -> Callable:
+    def wrong(config):
+        counts = _parameter_parts(config)
+        extra = plus(config) if plus else 0
+        return sum(n for part, n in counts.items() if part not in parts) + extra
+
+    return wrong
+
+
+PARAMETER_MISTAKES = [
+    Mistake(
+        _without(plus=lambda c: c.vocab_size * c.hidden_size),
+        "you counted the MLM decoder's (vocab x hidden) matrix, but it is tied to the token "
+        "embeddings: the same Parameter, counted once. The decoder adds only its bias (vocab).",
+    ),
+    Mistake(
+        _without(
+            "attention biases", "FFN biases", "MLM decoder bias", plus=lambda c: -c.hidden_size - 2
+        ),
+        "the biases are missing: every nn.Linear has one per output (4H per attention, I + H "
+        "per FFN, H for the pooler and the MLM transform, 2 for NSP), and the decoder has V.",
+    ),
+    Mistake(
+        _without("embedding LayerNorm", "layer LayerNorms", plus=lambda c: -2 * c.hidden_size),
+        "the LayerNorms are missing: each has a weight and a bias of H, one after the "
+        "embeddings, two per layer, one in the MLM transform.",
+    ),
+    Mistake(
+        _without("position and segment embeddings"),
+        "the position and segment embeddings are missing: (max_position_embeddings + "
+        "type_vocab_size) x hidden more weights.",
+    ),
+    Mistake(
+        _without(plus=lambda c: -c.num_hidden_layers * (c.hidden_size**2 + c.hidden_size)),
+        "each layer has four attention projections (Q, K, V and the output, 4H^2 + 4H); you "
+        "counted three.",
+    ),
+    Mistake(
+        _without(
+            plus=lambda c: (
+                -c.num_hidden_layers * (c.hidden_size * c.intermediate_size + c.hidden_size)
+            )
+        ),
+        "the feed-forward network has two linear layers (H -> I and I -> H): 2HI weights and "
+        "I + H biases per layer; you counted one.",
+    ),
+    Mistake(_without("pooler"), "the pooler is missing: an H x H layer with its bias on [CLS]."),
+    Mistake(_without("NSP head"), "the NSP head is missing: an H x 2 layer and 2 biases."),
+    Mistake(
+        _without("MLM transform", "MLM decoder bias"),
+        "the MLM head is missing: its dense H x H transform and LayerNorm, and the decoder's "
+        "bias of V (its matrix is the tied token embeddings).",
+    ),
+    Mistake(
+        lambda c: reference_parameter_count(c) - (c.num_hidden_layers - 1) * _per_layer(c),
+        "you counted one layer: multiply the per-layer parts by config.num_hidden_layers.",
+    ),
+]
+
+
+def _parameter_cases() -> list[tuple[BertConfig]]:
+    """Shapes where every mistake gives another number (I is not 4H, V is not a round number)."""
+    return [
+        (BertConfig.preset("tiny", vocab_size=1000),),
+        (BertConfig(vocab_size=517, hidden_size=48, num_hidden_layers=3, num_attention_heads=4,
+                    intermediate_size=100, max_position_embeddings=40, type_vocab_size=3),),
+        (BertConfig.preset("base"),),
+    ]  # fmt: skip
+
+
+def check_parameter_count(parameter_count: Callable) -> None:
+    """Check `parameter_count(config) -> int`, counted from the config's sizes alone."""
+    base = reference_parameter_count(BertConfig.preset("base"))
+    _compare_numbers(
+        "parameter_count",
+        parameter_count,
+        reference_parameter_count,
+        _parameter_cases(),
+        PARAMETER_MISTAKES,
+        refuse=["BertForPreTraining"],
+        detail=f"BERT-base (with its pretraining heads) has {base:,} parameters",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 4: timing a step
+# ---------------------------------------------------------------------------------------------
+
+
+class _FakeDevice:
+    """A clock and an accelerator that runs work asynchronously, as a GPU does.
+
+    Each step() costs 1 ms to launch and queues `work` seconds that only sync() waits for, so
+    a timer that never synchronises measures the launch alone. Every reading of the clock, by
+    time.perf_counter, time.monotonic or time.time, is this fake clock while the check runs.
+    """
+
+    LAUNCH = 1e-3
+
+    def __init__(self, work: list[float]):
+        self.work, self.now, self.pending, self.steps, self.syncs = list(work), 100.0, 0.0, 0, 0
+
+    def clock(self) -> float:
+        return self.now
+
+    def step(self) -> None:
+        self.now += self.LAUNCH
+        self.pending += self.work[min(self.steps, len(self.work) - 1)]
+        self.steps += 1
+
+    def sync(self) -> None:
+        self.now += self.pending
+        self.pending, self.syncs = 0.0, self.syncs + 1
+
+
+# Warm-up steps are slow (allocation, compilation); one timed step is an outlier (the machine
+# was busy). The median of the timed steps is 1.0 s; every mistake below gives another number.
+WARMUP_WORK = [9.0, 3.0, 2.0]
+TIMED_WORK = [1.0, 1.4, 0.9, 6.0, 1.0, 0.7, 1.1]
+
+
+def _time_step_variant(sync_before=True, sync_after=True, warm_up=True, summary="median"):
+    """Timing with one choice made (the reference is the default)."""
+
+    def time_step(step, warmup_steps, timed_steps, sync=lambda: None):
+        durations = []
+        for index in range(warmup_steps + timed_steps):
+            if index < warmup_steps and warm_up:
+                step()
+                continue
+            if sync_before:
+                sync()
+            start = time.perf_counter()
+            step()
+            if sync_after:
+                sync()
+            durations.append(time.perf_counter() - start)
+        return {"median": statistics.median, "mean": statistics.mean, "total": sum}[summary](
+            durations
+        )
+
+    return time_step
+
+
+reference_time_step = _time_step_variant()
+reference_time_step.__doc__ = """The median duration (seconds) of `timed_steps` calls of `step`,
+after `warmup_steps` untimed ones; `sync()` waits for queued work (torch.cuda.synchronize)."""
+
+TIME_STEP_MISTAKES = [
+    Mistake(
+        _time_step_variant(sync_before=False, sync_after=False),
+        "you timed the launch, not the work: on a GPU a step returns before its work is done, "
+        "so call sync() after step() and before reading the clock (and once before starting "
+        "it).",
+    ),
+    Mistake(
+        _time_step_variant(sync_before=False),
+        "the first timed step also paid for work still queued from the warm-up: call sync() "
+        "before starting the clock too.",
+    ),
+    Mistake(
+        _time_step_variant(warm_up=False),
+        "the warm-up steps were timed too: the first steps pay for memory allocation and "
+        "compilation. Run warmup_steps untimed steps first, then time timed_steps more.",
+    ),
+    Mistake(
+        _time_step_variant(summary="mean"),
+        "that is the mean of the timed steps: one slow step (the machine was busy) pulls it "
+        "up. Report the median (statistics.median), which one outlier does not move.",
+    ),
+    Mistake(
+        _time_step_variant(summary="total"),
+        "that is the total of the timed steps: return the time of one step (their median).",
+    ),
+]
+
+
+@contextlib.contextmanager
+def _fake_clock(device: _FakeDevice):
+    originals = {name: getattr(time, name) for name in ("perf_counter", "monotonic", "time")}
+    for name in originals:
+        setattr(time, name, device.clock)
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(time, name, original)
+
+
+def _timed(time_step: Callable) -> tuple[float, _FakeDevice]:
+    """(the answer, the fake device afterwards) of `time_step` on a fresh fake device."""
+    device = _FakeDevice(WARMUP_WORK + TIMED_WORK)
+    with _fake_clock(device):
+        answer = time_step(device.step, len(WARMUP_WORK), len(TIMED_WORK), device.sync)
+    return answer, device
+
+
+def check_time_step(time_step: Callable) -> None:
+    """Check `time_step(step, warmup_steps, timed_steps, sync) -> seconds` on a fake device whose
+    steps take known times (slow warm-up steps, one outlier, work that runs asynchronously)."""
+    name = "time_step"
+    answer, device = call_student(name, _timed, time_step)
+    seconds, expected = _number(name, answer), _timed(reference_time_step)[0]
+    if math.isclose(seconds, expected, rel_tol=1e-6):
+        passed(
+            name,
+            f"median of {len(TIMED_WORK)} synchronised steps after {len(WARMUP_WORK)} untimed ones",
+        )
+        return
+    calls = len(WARMUP_WORK) + len(TIMED_WORK)
+    if device.steps != calls:
+        fail(
+            name,
+            f"step() ran {device.steps} times; expected warmup_steps + timed_steps = {calls}.",
+        )
+    for mistake in TIME_STEP_MISTAKES:
+        if math.isclose(seconds, _timed(mistake.wrong)[0], rel_tol=1e-6):
+            fail(name, mistake.advice)
+    fail(
+        name,
+        f"expected {expected:.4f} s (the median of the timed steps), got {seconds:.4f} s. Time "
+        "each step alone: sync(), read the clock, step(), sync(), read the clock again.",
+    )

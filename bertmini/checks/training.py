@@ -1,9 +1,12 @@
-"""Checks for chapter 07: the learning-rate schedule and the training step.
+"""Checks for chapter 07: the learning-rate schedule, the training step, the sparse MLM loss.
 
     check_lr_schedule(lr_multiplier)
         # (step, warmup_steps, total_steps) -> float, the multiplier of the peak learning rate
     check_training_step(training_step)
         # (model, batch, optimizer, max_grad_norm) -> float, the loss before the update
+    check_sparse_mlm_loss(sparse_mlm_loss)
+        # (last_hidden_state (batch, seq, hidden), labels (batch, seq), head: MaskedLMHead)
+        #  -> loss, a 0-d tensor: the head and the tied decoder run on labelled positions only
 
 `check_lr_schedule` compares the student's schedule with `bertmini.train.linear_warmup_decay`
 at every step of a few (warmup, total) settings, no warmup included. Mistakes it names: step 0
@@ -23,17 +26,26 @@ no clipping or clipping after `optimizer.step()`, clipping each parameter (or ea
 separately, a hard-coded clipping threshold, gradients never zeroed, weights never updated
 (`optimizer.step()` before `backward()`, or the gradients zeroed before the step), a loss
 returned as a tensor.
+
+`check_sparse_mlm_loss` compares the loss with the reference (bertmini's `MaskedLMHead`
+refuses to run meanwhile, so the student writes the transform and the tied decoder) and watches
+the head's transform: it must see only the labelled rows. Mistakes it names: the head run on
+every position (the same loss, six times the work), cross-entropy meeting the label -100, the
+mean over all positions, a summed loss, softmax before cross-entropy, the decoder's bias, the
+transform's dense layer, GELU or LayerNorm missing, reordered or replaced, positions and labels
+selected in different orders, a loss cut from the graph.
 """
 
 import math
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ..model import BertConfig, BertForPreTraining
+from ..model import IGNORE_INDEX, BertConfig, BertForPreTraining, MaskedLMHead
 from ..train import linear_warmup_decay
-from . import fail, passed
+from . import CheckFailed, Mistake, call_student, compare, fail, passed, tiny_config
 
 # ---------------------------------------------------------------------------------------------
 # Exercise 1: the learning-rate schedule
@@ -135,22 +147,23 @@ def check_lr_schedule(lr_multiplier: Callable) -> None:
         got = []
         for step in range(total):
             try:
-                value = lr_multiplier(step, warmup, total)
-            except NotImplementedError:
+                value = call_student(
+                    f"{name}(step={step}, warmup_steps={warmup}, total_steps={total})",
+                    lr_multiplier,
+                    step,
+                    warmup,
+                    total,
+                    refuse=["linear_warmup_decay"],
+                )
+            except CheckFailed as failure:
+                if isinstance(failure.__cause__, ZeroDivisionError):
+                    fail(
+                        name,
+                        f"division by zero at step={step}, warmup_steps={warmup}, "
+                        f"total_steps={total}. With warmup_steps=0 there is no warmup: step 0 "
+                        "already gets the full rate, (total_steps - step) / (total_steps - 0).",
+                    )
                 raise
-            except ZeroDivisionError:
-                fail(
-                    name,
-                    f"division by zero at step={step}, warmup_steps={warmup}, "
-                    f"total_steps={total}. With warmup_steps=0 there is no warmup: step 0 "
-                    "already gets the full rate, (total_steps - step) / (total_steps - 0).",
-                )
-            except Exception as error:
-                fail(
-                    name,
-                    f"your function raised {type(error).__name__}: {error} "
-                    f"(at step={step}, warmup_steps={warmup}, total_steps={total})",
-                )
             try:
                 got.append(float(value))
             except (TypeError, ValueError):
@@ -209,15 +222,9 @@ def reference_training_step(
 
 
 def _tiny_config() -> BertConfig:
-    return BertConfig(
-        vocab_size=VOCAB_SIZE,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=32,
-        hidden_dropout_prob=0.2,  # dropout on: a step without model.train() differs
-        attention_probs_dropout_prob=0.2,
+    # Dropout on: a step without model.train() differs.
+    return tiny_config(
+        vocab_size=VOCAB_SIZE, hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.2
     )
 
 
@@ -369,20 +376,21 @@ def _same(a_losses, a_weights, b_losses, b_weights, atol: float = 1e-6) -> bool:
 
 def _call_student(name, training_step, make_optimizer, seed):
     try:
-        return _run(training_step, make_optimizer, seed)
-    except NotImplementedError:
-        raise
-    except RuntimeError as error:
-        if "does not require grad" in str(error) or "inference tensor" in str(error):
+        return call_student(
+            name, _run, training_step, make_optimizer, seed, refuse=["training_step"]
+        )
+    except CheckFailed as failure:
+        error = failure.__cause__
+        if isinstance(error, RuntimeError) and (
+            "does not require grad" in str(error) or "inference tensor" in str(error)
+        ):
             fail(
                 name,
                 "loss.backward() found no graph: the forward pass ran under torch.no_grad() "
                 "(or torch.inference_mode()). Training needs the graph: run the forward pass "
                 "normally (no_grad is for evaluation).",
             )
-        fail(name, f"your function raised RuntimeError: {error}")
-    except Exception as error:
-        fail(name, f"your function raised {type(error).__name__}: {error}")
+        raise
 
 
 def check_training_step(training_step: Callable) -> None:
@@ -447,3 +455,181 @@ def check_training_step(training_step: Callable) -> None:
             "your own) and call its step() exactly once.",
         )
     passed(name, "same losses and weights as the reference over two SGD and two AdamW steps")
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 3: the sparse MLM loss
+# ---------------------------------------------------------------------------------------------
+
+MLM_BATCH, MLM_SEQ = 4, 10
+
+
+def reference_sparse_mlm_loss(
+    last_hidden_state: torch.Tensor, labels: torch.Tensor, head: MaskedLMHead
+) -> torch.Tensor:
+    """The MLM loss computed only where there is a label, as BertForPreTraining does.
+
+    last_hidden_state: (batch, seq, hidden); labels: (batch, seq), the original id at the chosen
+    positions and -100 elsewhere; head: a MaskedLMHead (transform, norm, tied decoder_weight,
+    bias). Returns the mean cross-entropy over the labelled positions (a 0-d tensor).
+    """
+    labelled = labels != IGNORE_INDEX  # (batch, seq) bool
+    hidden = last_hidden_state[labelled]  # (labelled, hidden)
+    transformed = head.norm(F.gelu(head.transform(hidden)))  # (labelled, hidden)
+    logits = F.linear(transformed, head.decoder_weight, head.bias)  # (labelled, vocab)
+    return F.cross_entropy(logits, labels[labelled])
+
+
+def _mlm_inputs(generator: torch.Generator) -> tuple:
+    """(last_hidden_state, labels, head): O(1) values, about 30% of the positions labelled, at
+    least one per row, and a head whose weights are far from their initial values."""
+    config = tiny_config(vocab_size=VOCAB_SIZE)
+    word_embeddings = nn.Embedding(VOCAB_SIZE, config.hidden_size)
+    head = MaskedLMHead(config, word_embeddings)
+    with torch.no_grad():
+        for parameter in [*head.parameters(), word_embeddings.weight]:
+            noise = torch.randn(parameter.shape, generator=generator)
+            parameter.copy_(noise / parameter.shape[-1] ** 0.5 if parameter.dim() == 2 else noise)
+    last_hidden_state = torch.randn(MLM_BATCH, MLM_SEQ, config.hidden_size, generator=generator)
+    ids = torch.randint(5, VOCAB_SIZE, (MLM_BATCH, MLM_SEQ), generator=generator)
+    chosen = torch.rand(MLM_BATCH, MLM_SEQ, generator=generator) < 0.3
+    chosen[:, 1] = True
+    return last_hidden_state.requires_grad_(), torch.where(chosen, ids, IGNORE_INDEX), head
+
+
+def _mlm_variant(rows="labelled", steps="dense gelu norm", bias=True, reduction="mean"):
+    """The sparse MLM loss with one thing changed (the reference is the default)."""
+
+    def loss_fn(last_hidden_state, labels, head):
+        labelled = labels != IGNORE_INDEX
+        hidden = last_hidden_state[labelled]
+        if rows == "transposed":  # positions taken in another order than their labels
+            hidden = last_hidden_state.transpose(0, 1)[labelled.T]
+        layers = {"dense": head.transform, "gelu": F.gelu, "norm": head.norm, "relu": F.relu}
+        layers["tanh_gelu"] = lambda h: F.gelu(h, approximate="tanh")
+        for step in steps.split():
+            hidden = layers[step](hidden)
+        logits = F.linear(hidden, head.decoder_weight, head.bias if bias else None)
+        if reduction == "softmax first":
+            return F.cross_entropy(logits.softmax(-1), labels[labelled])
+        total = F.cross_entropy(logits, labels[labelled], reduction="sum")
+        return {
+            "mean": total / labelled.sum(),
+            "sum": total,
+            "all positions": total / labels.numel(),
+        }[reduction]
+
+    return loss_fn
+
+
+MLM_MISTAKES = [
+    Mistake(
+        _mlm_variant(reduction="all positions"),
+        "you averaged over every position, labelled or not: the loss is the mean over the "
+        "labelled positions only (cross_entropy's default once you pass just those).",
+    ),
+    Mistake(
+        _mlm_variant(reduction="sum"),
+        "the loss is summed over the labelled positions; average it (cross_entropy's default), "
+        "so the step size does not depend on how many tokens were masked.",
+    ),
+    Mistake(
+        _mlm_variant(reduction="softmax first"),
+        "softmax is applied twice: cross_entropy takes raw logits and applies log-softmax "
+        "itself. Pass the logits.",
+    ),
+    Mistake(
+        _mlm_variant(bias=False),
+        "the decoder's bias is missing: logits = F.linear(h, head.decoder_weight, head.bias).",
+    ),
+    Mistake(
+        _mlm_variant(steps=""),
+        "the head's transform is missing: before the tied decoder, each vector goes through "
+        "head.norm(F.gelu(head.transform(h))).",
+    ),
+    Mistake(_mlm_variant(steps="dense norm"), "the GELU is missing: norm(gelu(transform(h)))."),
+    Mistake(
+        _mlm_variant(steps="dense gelu"), "the LayerNorm is missing: norm(gelu(transform(h)))."
+    ),
+    Mistake(
+        _mlm_variant(steps="dense norm gelu"),
+        "LayerNorm and GELU are in the wrong order: head.norm(F.gelu(head.transform(h))).",
+    ),
+    Mistake(
+        _mlm_variant(steps="dense relu norm"),
+        "the transform uses ReLU; BERT's uses the exact GELU, F.gelu.",
+    ),
+    Mistake(
+        _mlm_variant(steps="dense tanh_gelu norm"),
+        "the transform uses the tanh approximation of GELU; BERT uses the exact F.gelu.",
+    ),
+    Mistake(
+        _mlm_variant(rows="transposed"),
+        "the selected positions and their labels are not in the same order: select both with "
+        "the same boolean mask, last_hidden_state[labelled] and labels[labelled].",
+    ),
+]
+
+
+def check_sparse_mlm_loss(sparse_mlm_loss: Callable) -> None:
+    """Check `sparse_mlm_loss(last_hidden_state, labels, head) -> loss`: the head runs only on
+    the labelled positions, through the tied decoder, and the loss ignores the rest."""
+    name = "sparse_mlm_loss"
+    last_hidden_state, labels, head = _mlm_inputs(torch.Generator().manual_seed(3))
+    rows_seen: list[int] = []
+    hook = head.transform.register_forward_pre_hook(
+        lambda module, args: rows_seen.append(args[0].reshape(-1, args[0].shape[-1]).shape[0])
+    )
+    try:
+        loss = call_student(
+            name, sparse_mlm_loss, last_hidden_state, labels, head, refuse=["MaskedLMHead"]
+        )
+    except CheckFailed as failure:
+        if "out of bounds" in str(failure.__cause__) and "-100" in str(failure.__cause__):
+            fail(
+                name,
+                "cross_entropy met the label -100: the unlabelled positions must not reach it. "
+                "Select the labelled ones first (labels != -100), or pass ignore_index=-100.",
+            )
+        raise
+    finally:
+        hook.remove()
+    num_labelled = int((labels != IGNORE_INDEX).sum())
+    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        fail(name, f"return the loss as a 0-d tensor (one number, with its graph), got {shape}")
+    if not loss.requires_grad:
+        fail(
+            name,
+            "the loss carries no gradient: do not compute it under torch.no_grad() and do not "
+            ".detach() or .item() it, or pretraining could not learn from it.",
+        )
+    if rows_seen and max(rows_seen) > num_labelled:
+        fail(
+            name,
+            f"the head ran on {max(rows_seen)} positions, but only {num_labelled} carry a label: "
+            "select the labelled positions first (last_hidden_state[labels != -100]), then run "
+            "the transform and the vocabulary-sized decoder on those alone: the same loss for "
+            "about a sixth of the work when 15% of the tokens are masked.",
+        )
+    compare(
+        name,
+        sparse_mlm_loss,
+        reference_sparse_mlm_loss,
+        _mlm_inputs,
+        MLM_MISTAKES,
+        atol=1e-5,
+        refuse=["MaskedLMHead"],
+    )
+    loss.backward()
+    if last_hidden_state.grad is None or head.decoder_weight.grad is None:
+        fail(
+            name,
+            "the gradient does not reach the hidden states and the tied decoder: compute the "
+            "loss from last_hidden_state and head.decoder_weight themselves (no detach).",
+        )
+    passed(
+        name,
+        f"head run on the {num_labelled} labelled positions of {labels.numel()}, tied decoder, "
+        "mean cross-entropy",
+    )

@@ -6,8 +6,9 @@
 `wordpiece` is compared with `bertmini.tokenizer.wordpiece` (greedy longest match first, `##` on
 every piece but the first, the whole word becomes `[UNK]` when some part cannot be matched or when
 it is longer than `max_chars`). The mistakes it names: shortest match first, continuations looked
-up without `##`, `##` on the first piece too, partial pieces kept around an `[UNK]`, and long
-words not turned into `[UNK]`.
+up without `##`, `##` on the first piece too, partial pieces kept around an `[UNK]`, long
+words not turned into `[UNK]`, `>=` instead of `>` for `max_chars` (a word of exactly
+`max_chars` characters given up on), and `[UNK]` returned instead of the `unk` argument.
 
 `best_pair` is the step `bertmini.tokenizer.train_wordpiece` repeats: among the adjacent symbol
 pairs, pick the one with the highest score count(ab) / (count(a) * count(b)), every count weighted
@@ -22,7 +23,7 @@ from collections.abc import Callable
 
 from ..tokenizer import UNK
 from ..tokenizer import wordpiece as _wordpiece
-from . import fail, passed
+from . import call_student, fail, passed
 
 # ---------------------------------------------------------------------------------------------
 # Exercise 1: greedy longest-match-first WordPiece
@@ -38,9 +39,19 @@ def reference_wordpiece(
     return _wordpiece(word, vocab, unk)
 
 
-def _greedy(word, vocab, unk, max_chars, *, shortest=False, hashes="continuations", partial=None):
+def _greedy(
+    word,
+    vocab,
+    unk,
+    max_chars,
+    *,
+    shortest=False,
+    hashes="continuations",
+    partial=None,
+    at_limit=False,
+):
     """A configurable greedy splitter: each keyword reproduces one typical mistake."""
-    if max_chars is not None and len(word) > max_chars:
+    if max_chars is not None and (len(word) > max_chars or (at_limit and len(word) == max_chars)):
         return [unk]
     pieces, start = [], 0
     while start < len(word):
@@ -91,8 +102,18 @@ _WORDPIECE_MISTAKES = [
     ),
     (
         lambda w, v, u, m: _greedy(w, v, u, None),
-        "words longer than max_chars must become [unk] without trying to split them "
-        "(BERT does this for URLs, base64 blobs... of more than 100 characters).",
+        "words longer than max_chars (the argument: these cases use 6) must become [unk] "
+        "without trying to split them (BERT does this for URLs, base64 blobs... of more than "
+        "100 characters).",
+    ),
+    (
+        lambda w, v, u, m: _greedy(w, v, u, m, at_limit=True),
+        "a word of exactly max_chars characters became [unk]: only words *longer* than "
+        "max_chars are given up on, so the test is len(word) > max_chars, not >=.",
+    ),
+    (
+        lambda w, v, u, m: _greedy(w, v, UNK, m),
+        f"you return {UNK!r} for unknown words whatever `unk` says: return [unk], the argument.",
     ),
 ]
 
@@ -149,12 +170,15 @@ def check_wordpiece(wordpiece_fn: Callable) -> None:
         cases = _wordpiece_cases(trial)
         answers = []
         for word, vocab, unk, max_chars in cases:
-            try:
-                got = wordpiece_fn(word, vocab, unk=unk, max_chars=max_chars)
-            except NotImplementedError:
-                raise
-            except Exception as error:
-                fail(name, f"wordpiece({word!r}, ...) raised {type(error).__name__}: {error}")
+            got = call_student(
+                f"{name}({word!r}, ...)",
+                wordpiece_fn,
+                word,
+                vocab,
+                unk=unk,
+                max_chars=max_chars,
+                refuse=["wordpiece"],
+            )
             answers.append(list(got) if isinstance(got, tuple) else got)
         expected = [reference_wordpiece(*case) for case in cases]
         bad = [
@@ -315,12 +339,7 @@ def check_best_pair(best_pair_fn: Callable) -> None:
         answers = []
         for splits, counts in cases:
             copies = ({w: list(s) for w, s in splits.items()}, dict(counts))
-            try:
-                got = best_pair_fn(*copies)
-            except NotImplementedError:
-                raise
-            except Exception as error:
-                fail(name, f"your function raised {type(error).__name__}: {error}")
+            got = call_student(name, best_pair_fn, *copies)
             if copies != ({w: list(s) for w, s in splits.items()}, counts):
                 fail(name, "your function changed its inputs; only read word_splits/word_counts.")
             answers.append(tuple(got) if isinstance(got, list) else got)

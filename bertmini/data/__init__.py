@@ -3,7 +3,9 @@
 * `corpus`: the generated offline corpus, its sentiment task and probe sets.
 * `pretraining`: NSP sentence pairs and MLM masking, as batches for `BertForPreTraining`.
 * `finetuning`: labelled texts as length-bucketed, dynamically padded batches.
-* `real`: WikiText, SST-2 and IMDB through `datasets`; offline, the embedded data instead.
+* `real`: WikiText, SST-2 and IMDB through `datasets`; offline, the embedded data instead; and
+  labelled local files (CSV, TSV, JSON lines, Parquet, saved datasets).
+* `tasks`: a sentence-pair (NLI-style) task and a word-tagging task from the corpus's lexicon.
 """
 
 from bertmini.data.corpus import (
@@ -21,6 +23,8 @@ from bertmini.data.finetuning import (
     ClassificationCollator,
     ClassificationDataset,
     LengthBucketSampler,
+    Task,
+    TokenClassificationDataset,
     bucketed_batches,
 )
 from bertmini.data.pretraining import (
@@ -30,11 +34,19 @@ from bertmini.data.pretraining import (
     mask_tokens,
     tokenize_documents,
 )
-from bertmini.data.real import HubUnavailableError, load_corpus, load_task
+from bertmini.data.real import (
+    DataFileError,
+    HubUnavailableError,
+    load_corpus,
+    load_labelled_files,
+    load_task,
+)
+from bertmini.data.tasks import nli_task, tagging_task
 
 __all__ = [
     "ClassificationCollator",
     "ClassificationDataset",
+    "DataFileError",
     "EmbeddedCorpus",
     "HELD_OUT_POLARITY_WORDS",
     "HubUnavailableError",
@@ -44,14 +56,19 @@ __all__ = [
     "PretrainingDataset",
     "ProbeItem",
     "SEEN_POLARITY_WORDS",
+    "Task",
+    "TokenClassificationDataset",
     "bucketed_batches",
     "generate_corpus",
     "load_corpus",
+    "load_labelled_files",
     "load_task",
     "make_nsp_pairs",
     "mask_tokens",
+    "nli_task",
     "polarity_words_in",
     "probes",
     "sentiment_task",
+    "tagging_task",
     "tokenize_documents",
 ]

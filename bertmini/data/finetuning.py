@@ -11,18 +11,25 @@ sorted list into buckets of a few batches, shuffles inside each bucket and then 
 order of the batches (training), or keeps the sorted order (evaluation, deterministic).
 :func:`padding_fraction` measures what it saves.
 
+A token-level (tagging) example is ``[CLS] word pieces [SEP]`` with one label per word: on the
+word's first WordPiece, -100 on its other pieces and on [CLS]/[SEP] (BERT's NER recipe).
+
 A batch is a dict of int64 tensors::
 
     input_ids       (batch, seq)   padded with [PAD] to the batch's longest example
     token_type_ids  (batch, seq)   0 for the first text, 1 for the second, 0 on padding
     attention_mask  (batch, seq)   1 = real token, 0 = padding
-    labels          (batch,)       class ids
+    labels          (batch,)       class ids, or (batch, seq) tags with -100 where none
+
+A :class:`Task` holds a whole labelled task (its splits and label names), from the embedded
+generators (`data/tasks.py`), the hub or local files (`data/real.py`).
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from numbers import Integral
 from typing import TYPE_CHECKING
 
@@ -35,6 +42,54 @@ from bertmini.data.pretraining import pad_batch
 
 if TYPE_CHECKING:
     from bertmini.tokenizer import Tokenizer
+
+IGNORE_INDEX = -100  # label of positions the loss skips
+
+
+@dataclass
+class Task:
+    """A labelled fine-tuning task.
+
+    splits: {split: columns}. Sequence tasks (``kind="sequence"``) have columns ``text``,
+        optionally ``text_pair``, and ``label`` (class ids); token tasks (``kind="token"``) have
+        ``words`` (a list of words per example) and ``tags`` (one class id per word).
+    label_names: the name of each class id, e.g. ``["negative", "positive"]``.
+    source: what the task is, for the record kept beside a fine-tuned model.
+    """
+
+    name: str
+    splits: dict[str, dict[str, list]]
+    label_names: list[str]
+    kind: str = "sequence"
+    source: dict | None = None
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return dict(enumerate(self.label_names))
+
+    def dataset(self, split: str, tokenizer: Tokenizer, max_seq_len: int) -> Dataset:
+        """The split as a tokenized dataset (sequence or token classification)."""
+        columns = self.splits[split]
+        if self.kind == "token":
+            return TokenClassificationDataset(
+                columns["words"], columns["tags"], tokenizer, max_seq_len
+            )
+        return ClassificationDataset(
+            columns["text"], columns["label"], tokenizer, max_seq_len, columns.get("text_pair")
+        )
+
+    @classmethod
+    def from_rows(cls, name: str, rows: dict[str, list[tuple[str, int]]], label_names: list[str]):
+        """From ``{split: [(text, label), ...]}``, the form `load_task` returns."""
+        splits = {
+            split: {"text": [text for text, _ in examples], "label": [y for _, y in examples]}
+            for split, examples in rows.items()
+        }
+        return cls(name, splits, label_names, source={"task": name})
 
 
 class ClassificationDataset(Dataset):
@@ -128,8 +183,72 @@ def _check_texts(texts: Sequence[str], name: str) -> None:
             )
 
 
+class TokenClassificationDataset(Dataset):
+    """Sentences as lists of words, with one tag (class id) per word.
+
+    Each word is split into WordPieces; its tag goes on the first piece and -100 on the rest,
+    so the loss and the metrics count each word once. Sentences longer than ``max_seq_len``
+    lose their last words. Items are dicts of ``input_ids``, ``token_type_ids`` and
+    ``labels``, each (seq,).
+    """
+
+    def __init__(
+        self,
+        words: Sequence[Sequence[str]],
+        tags: Sequence[Sequence[int]],
+        tokenizer: Tokenizer,
+        max_seq_len: int = 128,
+    ) -> None:
+        if len(words) != len(tags) or not words:
+            raise ValueError(f"need one tag list per sentence; got {len(words)} and {len(tags)}")
+        for i, (sentence, sentence_tags) in enumerate(zip(words, tags, strict=True)):
+            if not sentence or len(sentence) != len(sentence_tags):
+                raise ValueError(
+                    f"sentence {i} has {len(sentence)} words and {len(sentence_tags)} tags; "
+                    "need one tag per word, and at least one word"
+                )
+        if max_seq_len < 3:
+            raise ValueError(f"max_seq_len must be >= 3 to hold a word; got {max_seq_len}.")
+        self.pad_token_id: int = tokenizer.pad_token_id
+        vocabulary = sorted({word for sentence in words for word in sentence})
+        encoded = tokenizer(
+            vocabulary, padding=False, return_tensors=None, add_special_tokens=False
+        )
+        pieces = {
+            word: ids or [tokenizer.unk_token_id]
+            for word, ids in zip(vocabulary, encoded["input_ids"], strict=True)
+        }
+        self.examples: list[tuple[list[int], list[int]]] = []
+        for sentence, sentence_tags in zip(words, tags, strict=True):
+            input_ids, labels = [tokenizer.cls_token_id], [IGNORE_INDEX]
+            for word, tag in zip(sentence, sentence_tags, strict=True):
+                word_ids = pieces[word][: max_seq_len - 1 - len(input_ids)]
+                input_ids += word_ids
+                labels += [int(tag)] + [IGNORE_INDEX] * (len(word_ids) - 1)
+                if len(input_ids) >= max_seq_len - 1:
+                    break
+            self.examples.append(
+                (input_ids + [tokenizer.sep_token_id], labels[: len(input_ids)] + [IGNORE_INDEX])
+            )
+
+    @property
+    def lengths(self) -> list[int]:
+        return [len(input_ids) for input_ids, _ in self.examples]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        input_ids, labels = self.examples[index]
+        return {
+            "input_ids": torch.tensor(input_ids, dtype=torch.long),  # (seq,)
+            "token_type_ids": torch.zeros(len(input_ids), dtype=torch.long),  # (seq,)
+            "labels": torch.tensor(labels, dtype=torch.long),  # (seq,)
+        }
+
+
 class ClassificationCollator:
-    """Pads a list of :class:`ClassificationDataset` items to the longest one (dynamic padding)."""
+    """Pads a list of dataset items to the longest one (dynamic padding); tags pad with -100."""
 
     def __init__(self, pad_token_id: int) -> None:
         self.pad_token_id = pad_token_id
@@ -141,7 +260,11 @@ class ClassificationCollator:
             "input_ids": pad_batch([e["input_ids"] for e in examples], self.pad_token_id),
             "token_type_ids": pad_batch([e["token_type_ids"] for e in examples], 0),
             "attention_mask": pad_batch([torch.ones_like(e["input_ids"]) for e in examples], 0),
-            "labels": torch.stack([e["labels"] for e in examples]),  # (batch,)
+            "labels": (
+                torch.stack([e["labels"] for e in examples])  # (batch,)
+                if examples[0]["labels"].dim() == 0
+                else pad_batch([e["labels"] for e in examples], IGNORE_INDEX)  # (batch, seq)
+            ),
         }
 
 
@@ -222,7 +345,7 @@ class LengthBucketSampler(Sampler[list[int]]):
 
 
 def make_loader(
-    dataset: ClassificationDataset,
+    dataset: ClassificationDataset | TokenClassificationDataset,
     batch_size: int,
     shuffle: bool,
     seed: int = 0,

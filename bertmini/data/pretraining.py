@@ -47,6 +47,8 @@ from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
+from ..guard import refuse_if_checked
+
 if TYPE_CHECKING:
     from bertmini.tokenizer import Tokenizer
 
@@ -268,6 +270,7 @@ def mask_tokens(
         ``labels`` hold the original id at chosen positions and -100 elsewhere.
         ``input_ids`` is not modified.
     """
+    refuse_if_checked("mask_tokens")  # see bertmini.guard
     if not isinstance(input_ids, Tensor) or input_ids.dim() != 2 or input_ids.is_floating_point():
         raise TypeError("input_ids must be an integer tensor of shape (batch, seq).")
     if not 0.0 < mlm_probability < 1.0:

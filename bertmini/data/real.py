@@ -353,3 +353,250 @@ def _known_corpora() -> str:
 
 def _known_tasks() -> str:
     return "known tasks: " + ", ".join([*HUB_TASKS, EMBEDDED_TASK]) + "."
+
+
+# ---------------------------------------------------------------------------------------------
+# Labelled files: CSV, TSV, JSON lines, Parquet, or a saved dataset
+# ---------------------------------------------------------------------------------------------
+
+FILE_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+    ".parquet": "parquet",
+}
+# The columns Hugging Face's run_glue.py guesses: a pair first, then a single text.
+TEXT_COLUMNS = (("sentence1", "sentence2"), ("sentence", None), ("text", None))
+
+
+class DataFileError(ValueError):
+    """A data file that cannot be read as labelled text; the message says what to do."""
+
+
+def read_table(path: str | os.PathLike) -> Any:
+    """A local file (CSV, TSV, JSON/JSONL, Parquet) or `save_to_disk` folder as a `Dataset`.
+
+    Text files must be UTF-8 (a BOM is fine); an empty, binary or header-only file is refused.
+    Every problem raises :class:`DataFileError` (or FileNotFoundError) with a one-line message.
+    """
+    import datasets
+
+    path = os.path.expanduser(os.fspath(path))
+    if os.path.isdir(path):
+        try:
+            table = datasets.load_from_disk(path)
+        except FileNotFoundError as error:
+            raise DataFileError(
+                f"{path} is a folder but not one written by Dataset.save_to_disk: give a file"
+            ) from error
+        if isinstance(table, datasets.DatasetDict):
+            raise DataFileError(
+                f"{path} holds splits {list(table)}: give one of them, e.g. {path}/train"
+            )
+    else:
+        table = _read_file(path)
+    if table.num_rows == 0:
+        raise DataFileError(f"{path} has no rows (a header alone is not data)")
+    return table
+
+
+def _read_file(path: str) -> Any:
+    import datasets
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no file at {path}")
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in FILE_FORMATS:
+        raise DataFileError(
+            f"{path}: unknown format {suffix or '(no suffix)'}; use .csv, .tsv, .json, "
+            ".jsonl, .parquet or a Dataset.save_to_disk folder"
+        )
+    if os.path.getsize(path) == 0:
+        raise DataFileError(f"{path} is empty")
+    if FILE_FORMATS[suffix] != "parquet":
+        _check_text_file(path, has_header=FILE_FORMATS[suffix] == "csv")
+    options = {"delimiter": "\t", "quoting": 3} if suffix == ".tsv" else {}  # GLUE: no quoting
+    if suffix == ".csv" or suffix == ".tsv":
+        options["encoding"] = "utf-8-sig"  # a BOM is not part of the first column's name
+    bars_were_on = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()  # a small local file needs no "Generating split" bar
+    try:
+        return datasets.load_dataset(
+            FILE_FORMATS[suffix], data_files=path, split="train", **options
+        )
+    except Exception as error:  # datasets wraps parser errors deep in its own: say it simply
+        cause = error
+        while cause.__cause__ is not None or cause.__context__ is not None:
+            cause = cause.__cause__ or cause.__context__
+        reason = " ".join(str(cause).split())[:200]
+        raise DataFileError(
+            f"{path} could not be read as {FILE_FORMATS[suffix].upper()} "
+            f"({type(cause).__name__}: {reason}); mixed types in one column "
+            '(e.g. labels 1 and "pos") are a common cause'
+        ) from None
+    finally:
+        if bars_were_on:
+            datasets.enable_progress_bars()
+
+
+def _check_text_file(path: str, has_header: bool) -> None:
+    """Refuse binary and non-UTF-8 files, and a CSV/TSV that is only its header."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if b"\x00" in data[:65536]:
+        raise DataFileError(f"{path} looks binary (it holds NUL bytes): give a text file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataFileError(
+            f"{path} is not UTF-8 (byte 0x{data[error.start]:02x} at offset {error.start}); "
+            f"convert it, e.g. iconv -f latin1 -t utf-8 {path} > utf8-{os.path.basename(path)}"
+        ) from None
+    if has_header and sum(1 for line in text.splitlines() if line.strip()) < 2:
+        raise DataFileError(f"{path} has no rows (a header alone is not data)")
+
+
+def text_columns(
+    column_names: list[str], text_column: str | None, text_pair_column: str | None, source: str
+) -> tuple[str, str | None]:
+    """(text column, pair column or None): as given, else guessed as run_glue.py does."""
+    if text_column is None:
+        for first, second in TEXT_COLUMNS:
+            if first in column_names and (second is None or second in column_names):
+                text_column, text_pair_column = first, text_pair_column or second
+                break
+        else:
+            raise DataFileError(
+                f"{source} has columns {column_names}: none of sentence, sentence1+sentence2 "
+                "or text; name the text with --text-column (and --text-pair-column)"
+            )
+    for option, column in (
+        ("--text-column", text_column),
+        ("--text-pair-column", text_pair_column),
+    ):
+        if column is not None and column not in column_names:
+            raise DataFileError(
+                f"{source} has no column {column!r} ({option}); it has {column_names}"
+            )
+    return text_column, text_pair_column
+
+
+def read_examples(
+    table: Any,
+    source: str,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str | None = "label",
+) -> dict[str, list]:
+    """Columns ``text``, maybe ``text_pair``, and ``label`` (raw values, if `label_column`)."""
+    text_column, text_pair_column = text_columns(
+        table.column_names, text_column, text_pair_column, source
+    )
+    columns = {"text": text_column, "text_pair": text_pair_column, "label": label_column}
+    if label_column is not None and label_column not in table.column_names:
+        raise DataFileError(
+            f"{source} has no label column {label_column!r}; it has {table.column_names}: "
+            "name it with --label-column"
+        )
+    examples = {}
+    for key, column in columns.items():
+        if column is None:
+            continue
+        values = table[column]
+        for row, value in enumerate(values, 1):
+            blank = value is None or (key != "label" and not str(value).strip())
+            if blank or (key == "label" and value == -1):
+                what = (
+                    "no label (unlabelled rows cannot be trained on)"
+                    if key == "label"
+                    else "no text"
+                )
+                raise DataFileError(f"{source}: row {row} has {what} in column {column!r}")
+        examples[key] = [str(v) for v in values] if key != "label" else list(values)
+    if label_column is not None:
+        feature = table.features[label_column]
+        names = getattr(feature, "names", None)  # a ClassLabel keeps its names
+        examples["label"] = [names[v] for v in examples["label"]] if names else examples["label"]
+    return examples
+
+
+def label_names_of(labels: list, source: str) -> list[str]:
+    """The classes in `labels`, sorted (numbers as numbers), as strings: their ids' names."""
+    kinds = {type(label) for label in labels}
+    if len(kinds) > 1 or not kinds <= {int, str, bool}:
+        raise DataFileError(
+            f"{source}: labels must be all integers or all strings, "
+            f"got {sorted(kind.__name__ for kind in kinds)}"
+        )
+    return [str(label) for label in sorted(set(labels))]
+
+
+def load_labelled_files(
+    train_file: str,
+    validation_file: str | None = None,
+    test_file: str | None = None,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str = "label",
+):
+    """A `Task` from local files, one per split; label names come from the training file."""
+    files = {"train": train_file, "validation": validation_file, "test": test_file}
+    files = {split: os.fspath(path) for split, path in files.items() if path is not None}
+    tables = {split: read_table(path) for split, path in files.items()}
+    record = {f"{split}_file": os.path.abspath(path) for split, path in files.items()}
+    columns = (text_column, text_pair_column, label_column)
+    return _task_from_tables("files", tables, files, record, columns)
+
+
+def load_hub_task(
+    dataset: str,
+    config: str | None = None,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str = "label",
+):
+    """A `Task` from a hub dataset (online only); unlabelled splits (GLUE's test) are left out."""
+    if _hub_is_offline():
+        raise HubUnavailableError(
+            f"could not load {dataset!r} from the Hugging Face hub: offline mode is on. Download "
+            "its files elsewhere and pass them with --train-file/--validation-file, or use "
+            f"--task {EMBEDDED_TASK}. (HF_DATASETS_OFFLINE=1 / HF_HUB_OFFLINE=1 switch it off.)"
+        )
+    splits = _load_from_hub(dataset, dataset, config, split=None)
+    tables = {
+        name: table
+        for name, table in splits.items()
+        if label_column in table.column_names and -1 not in set(table[label_column][:100])
+    }
+    where = {split: f"{dataset} ({split})" for split in tables}
+    record = {"dataset": dataset, "dataset_config": config}
+    return _task_from_tables(
+        dataset, tables, where, record, (text_column, text_pair_column, label_column)
+    )
+
+
+def _task_from_tables(name: str, tables: dict, where: dict, record: dict, columns: tuple):
+    """Tables per split -> a Task with label ids numbered by the training split's classes."""
+    from bertmini.data.finetuning import Task
+
+    if "train" not in tables:
+        raise DataFileError(f"{name} has no training split (got {list(tables)})")
+    examples = {
+        split: read_examples(table, where[split], *columns) for split, table in tables.items()
+    }
+    label_names = label_names_of(examples["train"]["label"], where["train"])
+    label2id = {label: i for i, label in enumerate(label_names)}
+    for split, split_examples in examples.items():
+        raw = split_examples["label"]
+        label_names_of(raw, where[split])  # one type per file
+        unknown = sorted({str(v) for v in raw} - set(label2id))
+        if unknown:
+            raise DataFileError(
+                f"{where[split]} has labels {unknown[:5]} that the training data never has "
+                f"(it has {label_names})"
+            )
+        split_examples["label"] = [label2id[str(v)] for v in raw]
+    names = ("text_column", "text_pair_column", "label_column")
+    record = {**record, **dict(zip(names, columns, strict=True))}
+    return Task(name, examples, label_names, source=record)
