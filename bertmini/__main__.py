@@ -229,22 +229,6 @@ def _add_file_options(parser, train: bool, labels: bool = True) -> None:
         )
 
 
-def _train_options(args) -> dict:
-    return dict(
-        warmup_steps=args.warmup_steps,
-        weight_decay=args.weight_decay,
-        max_grad_norm=args.max_grad_norm,
-        grad_accum_steps=args.grad_accum,
-        precision=args.precision,
-        device=args.device,
-        compile=args.compile,
-        seed=args.seed,
-        log_every=args.log_every,
-        checkpoint_every=args.checkpoint_every,
-        progress=not args.no_progress,
-    )
-
-
 class OneLineErrors(argparse.ArgumentParser):
     """Usage errors as one line that names the option (the usage is in --help), exit status 2."""
 
