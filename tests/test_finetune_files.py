@@ -144,7 +144,7 @@ def test_sst2_tsv_then_predict_and_evaluate_a_file(pretrained, tmp_path, capsys)
         assert sum(probabilities) == pytest.approx(1, abs=1e-5)
         assert float(row["probability"]) == pytest.approx(max(probabilities), abs=1e-6)
         assert row["label"] in ("0", "1")
-    assert main(argv) == 2  # an existing predictions file is never overwritten
+    assert main(argv) == 3  # (state: exit 3) an existing predictions file is never overwritten
     assert "exists" in capsys.readouterr().err
 
     assert main(["evaluate", "--model", str(out), "--file", str(dev)]) == 0
@@ -254,7 +254,7 @@ def test_from_scratch_on_a_three_label_task(pretrained, tmp_path):
 
 def test_a_hub_dataset_offline_says_what_to_do_at_once(pretrained, tmp_path, capsys):
     argv = ["finetune", "--model", str(pretrained), "--out", str(tmp_path / "o")]
-    assert main([*argv, "--dataset", "nyu-mll/glue", "--dataset-config", "sst2", *QUICK]) == 2
+    assert main([*argv, "--dataset", "nyu-mll/glue", "--dataset-config", "sst2", *QUICK]) == 3
     err = capsys.readouterr().err
     assert "offline" in err and "--train-file" in err and not (tmp_path / "o").exists()
 
