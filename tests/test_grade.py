@@ -238,7 +238,7 @@ def test_a_slow_notebook_and_a_killed_kernel_are_graded_as_such(tmp_path):
 
 def test_bad_input_gives_one_line_errors(tmp_path, capsys):
     chapters, folder = tiny_class(tmp_path)
-    assert main(["grade", str(folder), "--chapter", "98", "--chapters", str(chapters)]) == 3  # missing files: a data error
+    assert main(["grade", str(folder), "--chapter", "98", "--chapters", str(chapters)]) == 3
     nowhere = str(tmp_path / "nowhere")
     assert main(["grade", nowhere, "--chapter", "99", "--chapters", str(chapters)]) == 3
     assert main(["grade", str(folder), "--chapter", "99", "--timeout", "0"]) == 2
