@@ -722,6 +722,7 @@ def main(argv: list[str] | None = None) -> int:
     or state (unreadable files, corrupt checkpoints, a busy or occupied run directory), 1 for
     anything unforeseen. `--debug` shows the traceback instead.
     """
+    from .data.real import CorpusError, DataFileError
     from .hub import CheckpointError
     from .rundir import RunStateError
     from .train import TrainingDiverged, TrainingInterrupted
@@ -740,7 +741,10 @@ def main(argv: list[str] | None = None) -> int:
         message = " ".join(str(error).split()) or type(error).__name__  # one line
         if isinstance(error, TrainingDiverged):
             status, message = DATA, f"training stopped: {message}"
-        elif isinstance(error, (CheckpointError, RunStateError, OSError, UnicodeError)):
+        elif isinstance(
+            error,
+            (CheckpointError, CorpusError, DataFileError, RunStateError, OSError, UnicodeError),
+        ):
             status, message = DATA, f"error: {message}"
         elif isinstance(error, (ValueError, TypeError, KeyError)):
             status, message = USAGE, f"error: {message}"

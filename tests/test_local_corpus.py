@@ -154,7 +154,7 @@ def test_text_that_mentions_labels_is_still_text(tmp_path):
 def test_the_cli_refuses_a_bad_corpus_in_one_line(tmp_path, capsys, name, content):
     (tmp_path / name).write_bytes(content)
     argv = ["pretrain", "--corpus", str(tmp_path / name), "--out", str(tmp_path / "run")]
-    assert main(argv) != 0
+    assert main(argv) == 3  # bad data: exit status 3
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and str(tmp_path / name) in error
     assert "Traceback" not in error and not (tmp_path / "run").exists()
