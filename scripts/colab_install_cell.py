@@ -1,6 +1,6 @@
 """Give chapters the course's Colab install cell (idempotent: run it again, nothing changes).
 
-    python scripts/colab_install_cell.py chapters/07_pretraining.ipynb ...   (default: every chapter)
+    python scripts/colab_install_cell.py chapters/07_pretraining.ipynb ...  (default: all)
 
 The cell acts only on Colab, or where BERTMINI_AS_COLAB is set (the tests set it to run a chapter
 as Colab would). It installs bertmini unless it is already importable, and the offline
