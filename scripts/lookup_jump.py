@@ -9,7 +9,11 @@ gets more probability on the positive verbs or on the negative ones (chance 50%)
     python scripts/lookup_jump.py --seq-len 64 --steps 3000   # stayed at 50% in our run
     python scripts/lookup_jump.py --seq-len 32 --steps 1500   # jumped to 100% near step 1,400
 
-Measured on this project's 2-core CPU (OMP_NUM_THREADS=1, about 2 minutes per 1,000 steps).
+    python scripts/lookup_jump.py --seq-len 16 --steps 1500   # 100% from step 1,300 (2026-11-30)
+    python scripts/lookup_jump.py --seq-len 16 --steps 1500 --lr 3e-3   # 50% at every step
+
+Measured on this project's 2-core CPU (OMP_NUM_THREADS=1, about 2 minutes per 1,000 steps when
+the machine is idle).
 """
 
 import argparse
