@@ -19,21 +19,37 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import torch
 
 from bertmini import grade
 from bertmini.__main__ import main
 from bertmini.checks import CheckFailed
 from bertmini.checks.positional import _MISTAKES, check_sinusoidal_encoding
-from bertmini.positional import sinusoidal_encoding
 from bertmini.student import PLACEHOLDER, student_notebook
 
 REPO = Path(__file__).resolve().parents[1]
 CHAPTER = REPO / "chapters" / "02_positional_encoding.ipynb"
 OTHER_CHAPTER = REPO / "chapters" / "01_attention.ipynb"
-# 40 s a cell: chapter 02's imports took over 20 s on this 2-core machine under a load of 13.
-LIMITS = grade.Limits(cell_seconds=40, notebook_seconds=120, memory_bytes=3 * 2**30)
+# 60 s a cell: chapter 02's imports took over 20 s on this 2-core machine under a load of 13.
+LIMITS = grade.Limits(cell_seconds=60, notebook_seconds=180, memory_bytes=3 * 2**30)
 INTERRUPT_SECONDS = 10  # how long the grader waits for an interrupted kernel to answer
-REFERENCE_BODY = "return reference.sinusoidal_encoding(num_positions, dim)"
+# A correct answer written out, as a student would: bertmini's own sinusoidal_encoding refuses to
+# run while its check runs (bertmini.guard), so submissions may not call it.
+REFERENCE_BODY = """position = torch.arange(num_positions, dtype=torch.float64)[:, None]
+frequency = 10000.0 ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
+encoding = torch.zeros(num_positions, dim, dtype=torch.float64)
+encoding[:, 0::2] = (position * frequency).sin()
+encoding[:, 1::2] = (position * frequency).cos()
+return encoding.float()"""
+
+
+def own_sinusoid(num_positions: int, dim: int) -> torch.Tensor:
+    """REFERENCE_BODY as a function of this test, for the check's expected message."""
+    namespace = {"torch": torch, "num_positions": num_positions, "dim": dim}
+    exec("def answer():\n    " + REFERENCE_BODY.replace("\n", "\n    "), namespace)
+    return namespace["answer"]()
+
+
 HEADER = ["student", "exercise", "status", "message", "seconds"]
 
 
@@ -80,7 +96,7 @@ def make_class(folder: Path) -> dict[str, tuple[str, str]]:
     """Write the class into `folder`; return {student: (status, expected message)}."""
     expected = {}
     write(nbformat.read(CHAPTER, as_version=4), folder / "alice.ipynb")  # the instructor's own
-    expected["alice"] = ("passed", check_output(sinusoidal_encoding))
+    expected["alice"] = ("passed", check_output(own_sinusoid))
     for number, mistake in enumerate(_MISTAKES, 1):
         body = (
             "from bertmini.checks.positional import _MISTAKES\n"
@@ -174,11 +190,10 @@ TINY_CHAPTER = [
     nbformat.v4.new_markdown_cell("# 99 · Tiny"),
     nbformat.v4.new_code_cell("from bertmini.checks.positional import check_sinusoidal_encoding"),
     nbformat.v4.new_code_cell(
-        "def sinusoidal_encoding(num_positions, dim):\n"
-        "    ### BEGIN SOLUTION\n"
-        "    from bertmini.positional import sinusoidal_encoding as reference\n"
-        "    return reference(num_positions, dim)\n"
-        "    ### END SOLUTION"
+        "import torch\n\n\ndef sinusoidal_encoding(num_positions, dim):\n"
+        "    ### BEGIN SOLUTION\n    "
+        + REFERENCE_BODY.replace("\n", "\n    ")
+        + "\n    ### END SOLUTION"
     ),
     nbformat.v4.new_code_cell("check_sinusoidal_encoding(sinusoidal_encoding)"),
 ]
@@ -191,7 +206,7 @@ def tiny_class(tmp_path: Path) -> tuple[Path, Path]:
     student = student_notebook(json.loads(instructor.read_text()))
     write(nbformat.from_dict(student), folder / "ben.ipynb")
     flipped = nbformat.read(instructor, as_version=4)  # a wrong answer no named mistake matches
-    flipped.cells[2].source = flipped.cells[2].source.replace("dim)\n", "dim).flip(-1)\n")
+    flipped.cells[2].source = flipped.cells[2].source.replace(".float()", ".float().flip(-1)")
     write(flipped, folder / "cleo.ipynb")
     return chapters, folder
 
