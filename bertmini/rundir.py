@@ -132,6 +132,8 @@ def claim(directory: str | Path, resume: bool, overwrite: bool) -> None:
     overwrite (when not resuming): the earlier run is to be replaced: its files are removed now.
     """
     directory = Path(directory)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only the first process owns it
+        return
     if resume or not holds_a_run(directory):
         return
     if not overwrite:
