@@ -56,11 +56,10 @@ test-fast: $(STAMP)
 # The oldest versions pyproject.toml allows (.ci/oldest.txt), in a venv of their own. Old torch
 # is the CUDA build from PyPI (5.7 GB installed): uv installed it here in 2 minutes, pip in 8.
 OLDEST := .venv-oldest
-# Tests that hold only with today's transformers (4.41 decodes some text differently, and its
-# saved BERT does not load the same way) or torch (test_bench's compiled step has graph breaks
-# under 2.5), and the browser test: `make test` runs them.
+# Tests that hold only with today's transformers (4.41 decodes some text differently) or torch
+# (test_bench's compiled step has graph breaks under 2.5), and the browser test: `make test`
+# runs them.
 NEWEST_ONLY := --ignore=tests/test_bench.py --ignore=tests/test_browser.py \
-	--deselect tests/test_model.py::test_saved_bertmini_loads_in_hugging_face \
 	--deselect tests/test_tokenizer.py::test_ids_match_hugging_face_on_varied_text \
 	--deselect tests/test_tokenizer.py::test_any_unicode_string_is_handled_like_hugging_face
 

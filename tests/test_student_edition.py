@@ -86,15 +86,16 @@ def _fill(student: dict, instructor: dict, chapter: str, variant: int | None) ->
     The answer is the instructor's solution block without its markers, or, for exercise number
     `variant`, the answer in VARIANTS.
     """
-    answers = [
+    answers = [  # code answers only: markdown ones answer open questions, nothing runs them
         "\n".join(block.group(0).splitlines()[1:-1])
         for cell in instructor["cells"]
+        if cell["cell_type"] == "code"
         for block in SOLUTION_BLOCK.finditer(_source(cell))
     ]
     if variant is not None:
         answers[variant] = VARIANTS[chapter, variant]
     remaining = iter(answers)
-    for cell in student["cells"]:
+    for cell in (cell for cell in student["cells"] if cell["cell_type"] == "code"):
         lines = _source(cell).split("\n")
         cell["source"] = "\n".join(
             next(remaining) if line.strip() == PLACEHOLDER else line for line in lines

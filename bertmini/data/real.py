@@ -526,7 +526,7 @@ def label_names_of(labels: list, source: str) -> list[str]:
     kinds = {type(label) for label in labels}
     if len(kinds) > 1 or not kinds <= {int, str, bool}:
         raise DataFileError(
-            f"{source}: labels must be all integers or all strings, "
+            f"{source}: mixed types in one column: labels must be all integers or all strings, "
             f"got {sorted(kind.__name__ for kind in kinds)}"
         )
     return [str(label) for label in sorted(set(labels))]
