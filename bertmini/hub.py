@@ -186,7 +186,7 @@ def write_checkpoint(directory: Path, config: dict, weights: dict[str, torch.Ten
     directory.mkdir(parents=True, exist_ok=True)
     # A model without label names writes none: Hugging Face makes up LABEL_0... when absent.
     config = {k: v for k, v in config.items() if k not in ("id2label", "label2id") or v}
-    # metadata {"format": "pt"}, as Hugging Face writes it: transformers 4.41 (the oldest leg) needs it
+    # metadata {"format": "pt"}, as Hugging Face writes it: transformers 4.41 needs it to load
     save = lambda path: save_file(weights, path, metadata={"format": "pt"})  # noqa: E731
     _atomic_write(directory / "model.safetensors", save)
     _atomic_write(
