@@ -55,7 +55,16 @@ from torch import nn
 from ..guard import refuse_if_checked
 from ..model import IGNORE_INDEX, BertConfig, BertForPreTraining, MaskedLMHead
 from ..train import linear_warmup_decay, loss_weights, weighted_loss
-from . import CheckFailed, Mistake, call_student, compare, fail, passed, tiny_config
+from . import (
+    CheckFailed,
+    Mistake,
+    call_student,
+    compare,
+    difference,
+    fail,
+    passed,
+    tiny_config,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Exercise 1: the learning-rate schedule
@@ -318,14 +327,17 @@ def _trace(step_fn, make_optimizer=_sgd) -> tuple[list, list]:
 
 def _share(out, weights, n, weighting):
     """A micro-batch's loss as it is back-propagated, weighted one way or another."""
-    if weighting == "tokens":
+    if weighting == "tokens":  # right: MLM by labelled tokens, NSP by examples
         return weighted_loss(out, weights)
-    return {"equal": out.loss / n, "summed": out.loss, "examples": out.loss * weights["examples"]}[
-        weighting
-    ]
+    if weighting == "equal":
+        return out.loss / n
+    if weighting == "examples":
+        return out.loss * weights["examples"]
+    return out.loss  # "summed"
 
 
 def _clip(parameters, threshold, how):
+    """Clip the gradients now, the way `how` says ("none", "each", "after-step": not here)."""
     parameters = list(parameters)
     if how == "global":
         nn.utils.clip_grad_norm_(parameters, threshold)
@@ -535,16 +547,15 @@ def _explain_step(name: str, got, expected) -> None:
         when = f"step {i % 2 + 1} ({'with' if i < 2 else 'without'} clipping)"
         if abs(loss - expected_loss) >= 1e-5:
             fail(name, f"the returned loss at {when} is {loss:.5f}; expected {expected_loss:.5f}")
-        gap = max(
-            float((p - q).abs().max()) for p, q in zip(got[1][i], expected[1][i], strict=True)
-        )
-        if gap > 1e-6:
-            fail(
-                name,
-                f"the weights after {when} differ from the reference by up to {gap:.3g}. "
-                "Per micro-batch: forward, weighted loss, backward; then clip, optimizer.step(), "
-                "scheduler.step(), optimizer.zero_grad().",
-            )
+        parameter_names = [n for n, _ in BertForPreTraining(_tiny_config()).named_parameters()]
+        for parameter, p, q in zip(parameter_names, got[1][i], expected[1][i], strict=True):
+            gap = difference(p, q, 1e-6, f"{parameter} after {when}")
+            if gap:
+                fail(
+                    name,
+                    f"{gap}\n   Per micro-batch: forward, weighted loss, backward; then clip, "
+                    "optimizer.step(), scheduler.step(), optimizer.zero_grad().",
+                )
 
 
 def check_training_step(training_step: Callable) -> None:
