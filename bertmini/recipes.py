@@ -10,6 +10,7 @@ chapters run. Sizes left as None come from the course profile (`bertmini.course.
 
 import json
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -25,12 +26,18 @@ EMBEDDED_TASK = "embedded-sentiment"
 # ---------------------------------------------------------------------------------------------
 
 
-def load_documents(corpus: str, split: str, num_documents: int, seed: int = 0) -> list[list[str]]:
-    """Documents (lists of sentences) of `corpus`; the embedded one at the profile's size."""
-    if corpus == "embedded":
+def load_documents(
+    corpus: str, split: str, num_documents: int, seed: int = 0, comment_share: float = 0.0
+) -> list[list[str]]:
+    """Documents (lists of sentences) of `corpus`; the embedded one at the profile's size, with
+    `comment_share` of comment threads ("embedded-comments": comment threads only)."""
+    if corpus in ("embedded", "embedded-comments"):
         from .data.corpus import generate_corpus
 
-        return generate_corpus(seed=seed, num_documents=num_documents).split(split)
+        shares = dict(review_share=0.0, comment_share=1.0)
+        if corpus == "embedded":
+            shares = dict(review_share=0.3, comment_share=comment_share)
+        return generate_corpus(seed=seed, num_documents=num_documents, **shares).split(split)
     from .data.real import load_corpus
 
     return load_corpus(corpus, split)
@@ -204,14 +211,14 @@ def pretrain(
         model_options=profile.model_options if model_options is None else model_options,
     )
     rundir.check(out, resume, overwrite)  # busy, or a run to keep: say so before any work
-    documents = load_documents(corpus, "train", num_documents, seed)
+    documents = load_documents(corpus, "train", num_documents, seed, profile.comment_share)
     if not documents:
         raise ValueError(f"corpus {corpus!r} has no training documents")
     if nsp:
         warn_if_nsp_is_solvable_from_length(documents)
     tokenizer = init_from if tokenizer is None else tokenizer
     tok = get_tokenizer(tokenizer, out, documents, vocab_size, resume)
-    validation = load_documents(corpus, "validation", num_documents, seed)
+    validation = load_documents(corpus, "validation", num_documents, seed, profile.comment_share)
 
     collator = PretrainingCollator(
         tok, mlm_probability, whole_word, generator=torch.Generator().manual_seed(seed + rank)
@@ -260,6 +267,43 @@ def pretrain(
             model, loader, config, eval_loader, callbacks, out, resume, tok, run_options
         )
     return model, tok, history
+
+
+def pretrain_short_first(out: str | Path, profile=None, seed: int = 0, **train_options) -> Path:
+    """The course's pretraining recipe: comment threads in short sequences first, then the whole
+    corpus (chapter 07, "Short documents first"). Returns the final model's directory.
+
+    Phase 1 (`profile.short_steps` steps of `profile.short_seq_len` tokens) trains only on
+    comment threads, where "i loved the superb food." puts the stance two words before the
+    polarity word: a tiny BERT learns that lookup, and with it which words are praise, in about a
+    thousand steps. Phase 2 continues from it on the whole corpus at `profile.max_seq_len`,
+    comment threads included so the lookup is kept. Both phases use one vocabulary, trained on
+    the whole corpus, in `out`/vocabulary. The phases are run directories `out`/1-short and
+    `out`/2-full; `train_options` (callbacks, log_every, ...) go to both.
+    """
+    from .tokenizer import Tokenizer
+
+    profile = get_profile(profile)
+    out = Path(out)
+    if profile.short_steps == 0:
+        pretrain(out / "2-full", profile=profile, seed=seed, **train_options)
+        return out / "2-full"
+    documents = load_documents(
+        "embedded", "train", profile.num_documents, seed, profile.comment_share
+    )
+    texts = [sentence for document in documents for sentence in document]
+    Tokenizer.train(texts, profile.vocab_size, fast=True).save_pretrained(out / "vocabulary")
+    short = replace(profile, max_seq_len=profile.short_seq_len, pretrain_steps=profile.short_steps)
+    pretrain(
+        out / "1-short",
+        "embedded-comments",
+        tokenizer=out / "vocabulary",
+        profile=short,
+        seed=seed,
+        **train_options,
+    )
+    pretrain(out / "2-full", profile=profile, init_from=out / "1-short", seed=seed, **train_options)
+    return out / "2-full"
 
 
 def load_finetuning_task(
@@ -662,8 +706,11 @@ def pretrained(profile=None, cache_dir: str | Path | None = None) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=root))
     try:
-        pretrain(work, profile=profile, seed=0, log_every=10)
-        shutil.rmtree(work / "checkpoint", ignore_errors=True)  # resume state: not needed here
+        final = pretrain_short_first(work / "phases", profile=profile, seed=0, log_every=10)
+        for path in final.iterdir():  # the model, its vocabulary and metrics; not resume state
+            if path.name != "checkpoint":
+                path.rename(work / path.name)
+        shutil.rmtree(work / "phases")
         (work / "recipe.json").write_text(json.dumps(recipe, indent=2))
         try:
             work.rename(out)
