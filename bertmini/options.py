@@ -44,14 +44,16 @@ def add_options(parser, cls, names=None) -> None:
             action = "store_false" if default else "store_true"
             parser.add_argument(flag, dest=f.name, action=action, help=help_text)
             continue
-        shown = "the profile's" if meta["profile"] else "%(default)s"
+        if meta["profile"] or default is not None:  # None: the help says what happens
+            shown = "the profile's" if meta["profile"] else "%(default)s"
+            help_text += f" (default: {shown})"
         parser.add_argument(
             flag,
             dest=f.name,
             type=meta["parse"],
             default=default,
             choices=meta["choices"],
-            help=f"{help_text} (default: {shown})",
+            help=help_text,
         )
 
 

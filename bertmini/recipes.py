@@ -163,7 +163,7 @@ class FinetuneRecipe:
     validation_file: str | None = option(None, "labelled validation data, same columns")
     test_file: str | None = option(None, "labelled test data, same columns")
     text_column: str | None = option(
-        None, "column of the text (None: sentence, or sentence1 + sentence2, or text)"
+        None, "column of the text (default: sentence, or sentence1 + sentence2, or text)"
     )
     text_pair_column: str | None = option(None, "column of the second text of a pair")
     label_column: str = option("label", "column of the label")
@@ -428,12 +428,8 @@ def finetune(
     config = recipe.train
     setup_distributed()
     model_dir = _model_dir(model)
-    if out is not None and Path(out).resolve() == model_dir.resolve():
-        raise ValueError(
-            f"--out {out} is the --model directory: fine-tuning there would replace the "
-            "pretrained model; choose another --out"
-        )
     if out is not None:
+        _check_out_is_not_model(out, model_dir)
         rundir.check(out, resume, overwrite)
     data = load_finetuning_task(recipe)  # data first: a bad file stops before anything is written
     tok = Tokenizer.from_pretrained(model_dir, fast=True)
@@ -464,6 +460,14 @@ def finetune(
         for split, split_loader in eval_loaders.items()
     }
     return classifier, tok, history, results
+
+
+def _check_out_is_not_model(out, model_dir: Path) -> None:
+    if Path(out).resolve() == model_dir.resolve():
+        raise ValueError(
+            f"--out {out} is the --model directory: fine-tuning there would replace the "
+            "pretrained model; choose another --out"
+        )
 
 
 def _finetuning_loaders(recipe: FinetuneRecipe, data, tok):
@@ -535,15 +539,17 @@ def _as_in_finetune(name: str):
 class EvaluateRecipe:
     """What `evaluate_saved` scores a model on. None: what the model was trained on."""
 
-    corpus: str | None = option(None, "corpus for a pretrained model (None: its own)")
-    task: str | None = option(None, "task for a classifier (None: the one it was trained on)")
+    corpus: str | None = option(
+        None, "corpus for a pretrained model (default: the one it was trained on)"
+    )
+    task: str | None = option(None, "task for a classifier (default: the one it was trained on)")
     file: str | None = option(None, "a labelled file for a classifier (CSV, TSV, JSON lines...)")
     text_column: str | None = _as_in_finetune("text_column")
     text_pair_column: str | None = _as_in_finetune("text_pair_column")
     label_column: str = _as_in_finetune("label_column")
     max_seq_len: int | None = option(
         None,
-        "tokens per example, >= 8 (None: the length it was trained with, else the profile's)",
+        "tokens per example, >= 8 (default: the length it was trained with, else the profile's)",
         at_least(8),
     )
     batch_size: int = option(32, "examples per batch, >= 1", at_least(1))

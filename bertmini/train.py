@@ -21,7 +21,7 @@ What makes it trustworthy:
   gradient scaler, every random generator and the exact position in the data. They are written
   into a temporary directory and renamed into place, so a process killed at any moment leaves a
   complete checkpoint behind, and `resume=True` continues as if nothing had happened (bitwise on
-  the CPU).
+  the CPU). `bertmini.hub` writes and reads them.
 - **Faults**: a NaN or infinite loss or gradient stops the run with `TrainingDiverged`, naming the
   step and the last good checkpoint. A checkpoint is never written from non-finite weights.
 - **Speed**: nothing inside the step waits for the GPU. Metrics stay on the device and are read
@@ -34,7 +34,8 @@ Run directory (`out_dir`): the final model (`config.json`, `model.safetensors`, 
 when a tokenizer is given), `metrics.jsonl` (one JSON line per step), `checkpoint/` (the latest
 checkpoint, for `resume`) and `checkpoint.prev/` (the one before: the fallback if the latest is
 ever unreadable). The run holds a lock on the directory while it works (`bertmini.rundir`).
-Ctrl-C or SIGTERM stop the run at the end of a step, after a checkpoint.
+Ctrl-C or SIGTERM stop the run at the end of a step, after a checkpoint. The loop knows nothing
+of plots or progress bars: callbacks get the history every `log_every` steps (`ProgressBar` is one).
 """
 
 import json
@@ -91,7 +92,7 @@ class TrainConfig:
         1e-4, "peak learning rate (at the end of warmup), > 0", number(0), profile=True
     )
     warmup_steps: int | None = option(
-        None, "steps of linear warmup, 0..--steps (None: 10% of --steps)", at_least(0)
+        None, "steps of linear warmup, 0..--steps (default: 10% of --steps)", at_least(0)
     )
     weight_decay: float = option(
         0.01, "AdamW weight decay on weight matrices, >= 0", number(0, low_included=True)
@@ -118,12 +119,11 @@ class TrainConfig:
         10, "steps between metric reads, progress updates and callbacks, >= 1", at_least(1)
     )
     eval_every: int | None = option(
-        None, "steps between evaluations, >= 1 (None: at the end only)", at_least(1)
+        None, "steps between evaluations, >= 1 (default: at the end only)", at_least(1)
     )
-    checkpoint_every: int | None = option(
+    checkpoint_every: int | None = option(  # None (Python only): at the end only
         200,
-        "steps between checkpoints in OUT/checkpoint, >= 1 (None: at the end only); Ctrl-C also "
-        "writes one",
+        "steps between checkpoints in OUT/checkpoint, >= 1; Ctrl-C also writes one",
         at_least(1),
     )
     progress: bool = option(True, "hide the progress bar")  # --no-progress
@@ -672,6 +672,16 @@ def _barrier() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass
+class RunRecord:
+    """What a run directory records beside the weights: the tokenizer (its vocab.txt goes into
+    every checkpoint and the final model) and the options that made the data, which a resume
+    compares with the saved ones, together with the TrainConfig."""
+
+    tokenizer: object = None
+    options: dict = field(default_factory=dict)
+
+
 def train(
     model: nn.Module,
     train_loader: Iterable,
@@ -680,7 +690,7 @@ def train(
     callbacks: Sequence[Callable[[list[dict]], object]] = (),
     out_dir: str | Path | None = None,
     resume: bool | str = False,
-    record: "RunRecord | None" = None,
+    record: RunRecord | None = None,
 ) -> list[dict]:
     """Train `model` for `config.steps` optimizer steps. Returns the metric history.
 
@@ -728,16 +738,6 @@ def train(
                 bar.close()
         run.finish()
     return run.history
-
-
-@dataclass
-class RunRecord:
-    """What a run directory records beside the weights: the tokenizer (its vocab.txt goes into
-    every checkpoint and the final model) and the options that made the data, which a resume
-    compares with the saved ones, together with the TrainConfig."""
-
-    tokenizer: object = None
-    options: dict = field(default_factory=dict)
 
 
 class ProgressBar:
