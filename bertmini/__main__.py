@@ -252,7 +252,7 @@ def _bench_command(commands) -> None:
 
 def _bench(args) -> None:
     for name in ("vocab_size", "seq", "batch", "steps", "threads", "peak_tflops"):
-        value = getattr(args, name, None)
+        value = getattr(args, name)
         if value is not None and not value > 0:
             raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {value}")
     if args.warmup is not None and args.warmup < 0:

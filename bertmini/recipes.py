@@ -127,9 +127,8 @@ class PretrainRecipe:
     def resolved(self, profile: Profile) -> "PretrainRecipe":
         """The recipe with every size the profile decides filled in, and checked. A checkpoint
         to start from (`init_from`) keeps its own architecture: no profile model_options."""
-        sizes = ["preset", "vocab_size", "num_documents", "max_seq_len", "batch_size"]
-        sizes += ["dupe_factor"] + (["model_options"] if self.init_from is None else [])
-        recipe = _fill(self, profile, {name: name for name in sizes}, "pretrain")
+        keep = ("model_options",) if self.init_from is not None else ()
+        recipe = _fill(self, profile, "pretrain", keep)
         paths = {k: getattr(self, k) for k in ("corpus", "tokenizer", "init_from")}
         recipe = replace(recipe, **{k: str(v) for k, v in paths.items() if v is not None})
         recipe.model_options = recipe.model_options or {}
@@ -181,8 +180,7 @@ class FinetuneRecipe:
     train: TrainConfig | None = None
 
     def resolved(self, profile: Profile) -> "FinetuneRecipe":
-        sizes = {"max_seq_len": "finetune_seq_len", "batch_size": "batch_size"}
-        return _fill(self, profile, sizes, "finetune")
+        return _fill(self, profile, "finetune")
 
     @property
     def columns(self) -> dict:
@@ -190,13 +188,14 @@ class FinetuneRecipe:
         return {name: getattr(self, name) for name in names}
 
 
-def _fill(recipe, profile: Profile, sizes: dict[str, str], stage: str):
-    """`recipe` with its None sizes taken from the profile (field -> profile attribute) and a
-    TrainConfig with the profile's steps and learning rate for `stage` if it has none."""
-    filled = {name: getattr(profile, key) for name, key in sizes.items()}
-    filled = {name: value for name, value in filled.items() if getattr(recipe, name) is None}
+def _fill(recipe, profile: Profile, stage: str, keep: tuple[str, ...] = ()):
+    """`recipe` with the sizes it leaves as None taken from the profile's defaults for
+    `stage` (all but `keep`), and a TrainConfig with the profile's steps and learning rate if it
+    has none."""
+    defaults = profile.defaults(stage)
+    steps, lr = defaults.pop("steps"), defaults.pop("lr")
+    filled = {k: v for k, v in defaults.items() if k not in keep and getattr(recipe, k) is None}
     if recipe.train is None:
-        steps, lr = getattr(profile, f"{stage}_steps"), getattr(profile, f"{stage}_lr")
         filled["train"] = TrainConfig(steps=steps, lr=lr)
     return replace(recipe, **filled)
 
