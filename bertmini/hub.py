@@ -1,4 +1,5 @@
-"""Reading and writing Hugging Face BERT checkpoints.
+"""Reading and writing checkpoints: Hugging Face BERT model directories, and the training
+checkpoints (`checkpoint/`: the model + trainer_state.pt) that make exact resume possible.
 
 A Hugging Face BERT directory holds `config.json` (the shape: layers, hidden size, vocabulary...)
 and the weights, in `model.safetensors` (plain tensors, safe to open) or the older
@@ -7,6 +8,9 @@ and the weights, in `model.safetensors` (plain tensors, safe to open) or the old
 bertmini names its modules for reading (`layers.0.attention.qkv`), Hugging Face for history
 (`encoder.layer.0.attention.self.query`). The table below maps one to the other; Q, K and V,
 three matrices there, are one stacked matrix here.
+
+A training checkpoint is written into `checkpoint.tmp/` and renamed into place, the one it
+replaces kept as `checkpoint.prev/`: whenever the process dies, one of them is complete.
 """
 
 import importlib

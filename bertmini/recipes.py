@@ -205,20 +205,19 @@ def make_recipe(cls, recipe, profile: Profile, overrides: dict):
     the recipe or in its TrainConfig, then filled from `profile`. None leaves a profile-sized
     field to the profile (e.g. `steps=None`)."""
     recipe = recipe if recipe is not None else cls()
-    train_names = {f.name: f for f in fields(TrainConfig)}
     ours = {f.name for f in fields(cls)} - {"train"}
-    unknown = sorted(set(overrides) - ours - set(train_names))
+    sized_by_profile = {f.name: f.metadata.get("profile", False) for f in fields(TrainConfig)}
+    unknown = sorted(set(overrides) - ours - set(sized_by_profile))
     if unknown:
         raise TypeError(
             f"unknown option(s) {', '.join(unknown)}: expected fields of {cls.__name__} "
             "or of TrainConfig"
         )
     recipe = replace(recipe, **{k: v for k, v in overrides.items() if k in ours}).resolved(profile)
-    training = {k: v for k, v in overrides.items() if k in train_names}
     training = {
         k: v
-        for k, v in training.items()
-        if v is not None or not train_names[k].metadata.get("profile")
+        for k, v in overrides.items()
+        if k in sized_by_profile and (v is not None or not sized_by_profile[k])
     }
     return replace(recipe, train=replace(recipe.train, **training))
 
