@@ -15,8 +15,10 @@ Every command has a --help that explains its options. A model directory holds co
 model.safetensors and vocab.txt, so `fill-mask --model DIR` finds the model and its tokenizer.
 Scale out with PyTorch's launcher: `torchrun --nproc_per_node=N -m bertmini pretrain ...`.
 
-The commands are thin wrappers over `pretrain()`, `finetune()` and `fill_mask()`, which
-`make demo` and the chapters call directly.
+The commands are thin wrappers over `pretrain()`, `finetune()`, `evaluate_saved()` and
+`fill_mask()`, which `make demo` and the chapters call directly. Their options are generated from
+the fields of `TrainConfig`, `PretrainRecipe`, `FinetuneRecipe` and `EvaluateRecipe`
+(`bertmini.options`): a default or a help text is written once, where the API reads it too.
 """
 
 import argparse

@@ -63,6 +63,9 @@ from .train import (
 )
 
 TRAINED_ON = "trained_on.json"  # beside a model: the corpus or task it was trained on
+# Tokens per example for a classifier whose trained_on.json does not record its length (e.g. one
+# fine-tuned elsewhere): what BERT's own fine-tuning used.
+UNRECORDED_LENGTH = 128
 
 # ---------------------------------------------------------------------------------------------
 # The recipes' configurations: one default (and one help text) per setting
@@ -547,7 +550,8 @@ class EvaluateRecipe:
     label_column: str = _as_in_finetune("label_column")
     max_seq_len: int | None = option(
         None,
-        "tokens per example, >= 8 (default: the length it was trained with, else the profile's)",
+        "tokens per example, >= 8 (default: a classifier's recorded length, else 128; for a "
+        "pretrained model, the profile's)",
         at_least(8),
     )
     batch_size: int = option(32, "examples per batch, >= 1", at_least(1))
@@ -564,11 +568,11 @@ def evaluate_saved(model_dir, recipe: EvaluateRecipe, profile=None) -> dict[str,
     trained_on = read_trained_on(model_dir)
     classifier = {"BertForSequenceClassification", "BertForTokenClassification"}
     if classifier & set(config.get("architectures") or []):
-        return _evaluate_classifier(model_dir, recipe, trained_on, get_profile(profile))
+        return _evaluate_classifier(model_dir, recipe, trained_on)
     return _evaluate_pretrained(model_dir, recipe, trained_on, get_profile(profile))
 
 
-def _evaluate_classifier(model_dir, recipe: EvaluateRecipe, trained_on: dict, profile) -> dict:
+def _evaluate_classifier(model_dir, recipe: EvaluateRecipe, trained_on: dict) -> dict:
     if recipe.file is not None:
         data = _file_task(model_dir, recipe, trained_on)
     else:
@@ -585,7 +589,7 @@ def _evaluate_classifier(model_dir, recipe: EvaluateRecipe, trained_on: dict, pr
     model = cls.from_pretrained(model_dir)
     tokenizer = Tokenizer.from_pretrained(model_dir, fast=True)
     check_vocabulary(tokenizer, model_dir)
-    max_seq_len = recipe.max_seq_len or trained_on.get("max_seq_len") or profile.finetune_seq_len
+    max_seq_len = recipe.max_seq_len or trained_on.get("max_seq_len", UNRECORDED_LENGTH)
     results = {}
     for split in data.splits:
         if split == "train" and len(data.splits) > 1:
@@ -744,7 +748,7 @@ def predict_file(
         batch = tok(
             texts[start : start + batch_size],
             None if pairs is None else pairs[start : start + batch_size],
-            max_length=trained_on.get("max_seq_len", 128),
+            max_length=trained_on.get("max_seq_len", UNRECORDED_LENGTH),
         )
         with torch.no_grad():
             probabilities = model(**batch).logits.float().softmax(-1)  # (batch, num_labels)
