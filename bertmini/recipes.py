@@ -267,7 +267,7 @@ def pretrain(
         warn_if_nsp_is_solvable_from_length(documents)
     vocabulary = recipe.init_from if recipe.tokenizer is None else recipe.tokenizer
     tok = get_tokenizer(vocabulary, out, documents, recipe.vocab_size, resume)
-    loader = _pretraining_loader(recipe, documents, tok, micro_batch, seed=config.seed + rank)
+    loader = _pretraining_loader(recipe, documents, tok, micro_batch, rank)
     if len(loader.dataset) < recipe.batch_size:
         raise ValueError(
             f"the corpus gives {len(loader.dataset)} pretraining examples, fewer than one batch "
@@ -275,8 +275,8 @@ def pretrain(
         )
     validation = load_documents(recipe.corpus, "validation", recipe.num_documents, config.seed)
     eval_loader = None
-    if validation:  # masked with their own generator, in a fixed order
-        eval_loader = _pretraining_loader(recipe, validation, tok, micro_batch, seed=None)
+    if validation:
+        eval_loader = _pretraining_loader(recipe, validation, tok, micro_batch, rank=None)
     torch.manual_seed(config.seed)
     model = _pretraining_model(recipe, tok, rank)
     options = {k: v for k, v in asdict(recipe).items() if k != "train"}
@@ -313,20 +313,20 @@ def get_tokenizer(
     return Tokenizer.train(texts, vocab_size, fast=True)
 
 
-def _pretraining_loader(recipe: PretrainRecipe, documents, tok, micro_batch: int, seed):
-    """Training batches (seed: the masking generator's, shuffled and sharded by the trainer's
-    loader) or, with seed=None, validation batches in a fixed order with fixed masks. The same
-    dupe_factor for both: more pairs from held-out documents, a steadier estimate."""
-    base_seed = recipe.train.seed
-    generator = torch.Generator().manual_seed(base_seed + 1 if seed is None else seed)
-    collator = PretrainingCollator(tok, recipe.mlm_probability, recipe.whole_word, generator)
+def _pretraining_loader(recipe: PretrainRecipe, documents, tok, micro_batch: int, rank):
+    """Training batches for process `rank` (its own masking generator; shuffled and sharded by
+    `make_loader`) or, with rank=None, validation batches in a fixed order with fixed masks.
+    The same dupe_factor for both: more pairs from held-out documents, a steadier estimate."""
+    seed = recipe.train.seed
+    masking = torch.Generator().manual_seed(seed + 1 if rank is None else seed + rank)
+    collator = PretrainingCollator(tok, recipe.mlm_probability, recipe.whole_word, masking)
     collator = collator if recipe.nsp else _without_nsp(collator)
     dataset = PretrainingDataset.from_documents(
-        documents, tok, recipe.max_seq_len, seed=base_seed, dupe_factor=recipe.dupe_factor
+        documents, tok, recipe.max_seq_len, seed=seed, dupe_factor=recipe.dupe_factor
     )
-    if seed is None:
+    if rank is None:
         return torch.utils.data.DataLoader(dataset, micro_batch, collate_fn=collator)
-    return make_loader(dataset, micro_batch, collator, seed=base_seed)
+    return make_loader(dataset, micro_batch, collator, seed=seed)
 
 
 def _pretraining_model(recipe: PretrainRecipe, tok, rank: int):
