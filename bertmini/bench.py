@@ -452,7 +452,7 @@ def benchmark_finetuning(
     """
     from .data.corpus import sentiment_task
     from .data.finetuning import ClassificationCollator, ClassificationDataset
-    from .data.finetuning import make_loader as bucketed_loader
+    from .data.finetuning import make_bucketed_loader as bucketed_loader
     from .model import BertForSequenceClassification
     from .tokenizer import Tokenizer
 

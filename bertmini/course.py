@@ -50,6 +50,16 @@ class Profile:
     short_seq_len: int = 16
     comment_share: float = 0.0
 
+    def defaults(self, stage: str) -> dict:
+        """The settings this profile gives a recipe's `stage` ("pretrain" or "finetune"), by
+        the names of the recipe's fields (PretrainRecipe, FinetuneRecipe) and TrainConfig's."""
+        training = {"steps": getattr(self, f"{stage}_steps"), "lr": getattr(self, f"{stage}_lr")}
+        if stage == "finetune":
+            return {"max_seq_len": self.finetune_seq_len, "batch_size": self.batch_size, **training}
+        sizes = ("preset", "vocab_size", "num_documents", "max_seq_len", "batch_size")
+        sizes += ("dupe_factor", "model_options", "comment_share")
+        return {name: getattr(self, name) for name in sizes} | training
+
 
 PROFILES: dict[str, Profile] = {
     # Seconds: enough to run every code path, not to learn much.

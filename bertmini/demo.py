@@ -25,6 +25,7 @@ from .course import choose_device, choose_precision, get_profile  # noqa: E402
 from .recipes import pretrain_short_first  # noqa: E402
 from .train import read_metrics  # noqa: E402
 from .transfer import compare, results_table, standard_arms  # noqa: E402
+from .viz import plot_history  # noqa: E402
 
 SEEDS = (0, 1, 2, 3, 4)  # fine-tuning seeds of our two arms; the pretraining seed is 0
 REAL_SEEDS = (0, 1, 2)  # the real BERT is slower to fine-tune: three seeds
@@ -88,6 +89,4 @@ def main(out_dir: str | Path = "demo_out", profile=None, seeds=SEEDS, real_seeds
 
 
 def _plot(pretrain_history: list[dict], out_dir: Path) -> None:
-    from .viz import plot_history
-
     plt.close(plot_history(pretrain_history, save=out_dir / "pretraining.png"))

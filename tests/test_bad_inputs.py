@@ -456,7 +456,7 @@ def test_two_runs_on_one_directory_and_sigterm(tmp_path):
     _, first_err = first.communicate(timeout=120)
     assert first.returncode == 130, first_err
     assert "checkpoint" in first_err.strip().splitlines()[-1]
-    from bertmini.train import load_trainer_state
+    from bertmini.hub import load_trainer_state
 
     assert load_trainer_state(out / "checkpoint")["step"] >= 1
     assert (out / "checkpoint" / "vocab.txt").is_file()

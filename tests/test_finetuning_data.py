@@ -11,7 +11,7 @@ from bertmini.data.finetuning import (
     ClassificationDataset,
     LengthBucketSampler,
     bucketed_batches,
-    make_loader,
+    make_bucketed_loader,
     padding_fraction,
 )
 from bertmini.tokenizer import Tokenizer
@@ -112,7 +112,7 @@ def test_sampler_shuffles_per_epoch_reproducibly_and_eval_is_fixed():
 
 
 def test_loader_pads_each_batch_to_its_longest(tokenizer, sentiment):
-    loader = make_loader(sentiment, batch_size=32, shuffle=True, seed=0)
+    loader = make_bucketed_loader(sentiment, batch_size=32, shuffle=True, seed=0)
     seen = 0
     for batch in loader:
         assert set(batch) == {"input_ids", "token_type_ids", "attention_mask", "labels"}

@@ -58,9 +58,12 @@ def test_short_first_runs_comment_threads_then_the_whole_corpus(tmp_path, monkey
     corpora = []
     real_pretrain = bertmini.recipes.pretrain
 
-    def spy(out, corpus="embedded", **options):
-        corpora.append((corpus, options["profile"].max_seq_len, options.get("init_from")))
-        return real_pretrain(out, corpus, **options)
+    def spy(out, **options):
+        profile = options["profile"]
+        corpora.append(
+            (options.get("corpus", "embedded"), profile.max_seq_len, options.get("init_from"))
+        )
+        return real_pretrain(out, **options)
 
     monkeypatch.setattr(bertmini.recipes, "pretrain", spy)
     final = pretrain_short_first(tmp_path, profile=profile)

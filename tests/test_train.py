@@ -14,18 +14,16 @@ import torch
 from torch.utils.data import Dataset
 
 from bertmini import course
+from bertmini.hub import find_checkpoint, load_trainer_state, save_checkpoint
 from bertmini.model import BertConfig, BertForPreTraining
 from bertmini.rundir import RunStateError
 from bertmini.train import (
     TrainConfig,
     TrainingDiverged,
-    find_checkpoint,
     linear_warmup_decay,
-    load_trainer_state,
     make_loader,
     make_optimizer,
     read_metrics,
-    save_checkpoint,
     train,
     training_step,
 )

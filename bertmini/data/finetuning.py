@@ -344,7 +344,7 @@ class LengthBucketSampler(Sampler[list[int]]):
         return -(-len(self.lengths) // self.batch_size) // self.num_replicas
 
 
-def make_loader(
+def make_bucketed_loader(
     dataset: ClassificationDataset | TokenClassificationDataset,
     batch_size: int,
     shuffle: bool,

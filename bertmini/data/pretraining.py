@@ -241,12 +241,14 @@ def _random_span(
 # Masked language modelling
 # ---------------------------------------------------------------------------------------------
 
+MLM_PROBABILITY = 0.15  # share of tokens BERT predicts (of them 80% [MASK], 10% random, 10% kept)
+
 
 def mask_tokens(
     input_ids: Tensor,
     special_tokens_mask: Tensor | None,
     tokenizer: Tokenizer,
-    mlm_probability: float = 0.15,
+    mlm_probability: float = MLM_PROBABILITY,
     whole_word: bool = False,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
@@ -443,7 +445,7 @@ class PretrainingCollator:
     def __init__(
         self,
         tokenizer: Tokenizer,
-        mlm_probability: float = 0.15,
+        mlm_probability: float = MLM_PROBABILITY,
         whole_word: bool = False,
         generator: torch.Generator | None = None,
     ) -> None:

@@ -22,7 +22,7 @@ from .attention import (
     plot_attention_heatmap,
     plot_head_view,
 )
-from .dashboard import LiveDashboard, load_history, plot_history
+from .dashboard import LiveDashboard, plot_history
 from .embeddings import pca_2d, plot_embeddings, word_vectors
 from .positions import (
     plot_learned_positions,
@@ -43,7 +43,6 @@ __all__ = [
     "embeddings_widget",
     "figure_to_png",
     "in_notebook",
-    "load_history",
     "pca_2d",
     "plot_attention",
     "plot_attention_grid",
