@@ -25,7 +25,7 @@ import random
 
 import torch
 
-from bertmini.data.corpus import (
+from .corpus import (
     DAYS,
     HELD_OUT_POLARITY_WORDS,
     INTENSIFIERS,
@@ -37,7 +37,7 @@ from bertmini.data.corpus import (
     TOPICS,
     Topic,
 )
-from bertmini.data.finetuning import Task
+from .finetuning import Task
 
 NLI_LABELS = ["entailment", "neutral", "contradiction"]  # MNLI's order
 TAGS = ["O", "NAME", "ROLE", "THING", "ACTION", "PLACE", "POSITIVE", "NEGATIVE", "NOT"]
