@@ -34,6 +34,8 @@ its accent-stripping-before-lower-casing order, its longest-first truncation. Th
 difference: Rust classifies characters with older Unicode tables than Python's ``unicodedata``,
 so a few hundred rare, recently added code points (new punctuation and combining marks) are
 split or stripped differently by the two paths.
+
+Taught in chapter 03 (`chapters/03_wordpiece.ipynb`).
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ called (`bertmini.guard`): a check passes only for a piece the student built.
 
 The checks for each chapter live in their own module, imported by the chapter that uses them:
 `from bertmini.checks.attention import check_scaled_dot_product_attention`.
+
+Chapter 00 (`chapters/00_setup.ipynb`) shows how a check answers.
 """
 
 import traceback

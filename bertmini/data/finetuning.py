@@ -23,6 +23,8 @@ A batch is a dict of int64 tensors::
 
 A :class:`Task` holds a whole labelled task (its splits and label names), from the embedded
 generators (`data/tasks.py`), the hub or local files (`data/real.py`).
+
+Taught in chapter 08 (`chapters/08_finetuning.ipynb`).
 """
 
 from __future__ import annotations

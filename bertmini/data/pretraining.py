@@ -32,6 +32,8 @@ A batch is a dict of int64 tensors::
     attention_mask       (batch, seq)   1 = real token, 0 = padding
     labels               (batch, seq)   original id where masked, -100 elsewhere
     next_sentence_label  (batch,)       0 = IsNext, 1 = NotNext
+
+Taught in chapter 06 (`chapters/06_mlm_nsp_data.ipynb`).
 """
 
 from __future__ import annotations

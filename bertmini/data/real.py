@@ -14,6 +14,8 @@ Downloading and parsing are separate: each ``parse_*`` function takes a ``datase
 with the hub dataset's columns, so the parsing is tested on small local files of the same
 schema. Offline (``HF_DATASETS_OFFLINE=1`` / ``HF_HUB_OFFLINE=1``, or no network) a hub name
 raises :class:`HubUnavailableError`, which says how to use the embedded data or local files.
+
+Used in chapters 08 (`load_task`) and 10 (`load_corpus`).
 """
 
 from __future__ import annotations

@@ -18,6 +18,9 @@ Three pictures of the same numbers:
 The weights come from the model's explicit attention path (`output_attentions=True`), so what
 you see is exactly what the softmax produced; works for any bertmini model (`BertModel`,
 `BertForPreTraining`, `BertForSequenceClassification`, own or loaded weights).
+
+Shown in chapters 01 (`chapters/01_attention.ipynb`: the heatmap) and 09
+(`chapters/09_what_bert_learned.ipynb`: the head view and the grid).
 """
 
 from dataclasses import dataclass

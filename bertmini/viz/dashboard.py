@@ -14,6 +14,8 @@ The trainer hands each step's metrics to its callbacks as a dict, e.g.
   second or more on a CPU, so it redraws at most once every `update_every_s` seconds (plus
   once at the end): the picture is replaced in place, nothing new is printed per step, and
   nothing flickers.
+
+Shown in chapter 07 (`chapters/07_pretraining.ipynb`).
 """
 
 import json

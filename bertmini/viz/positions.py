@@ -9,6 +9,8 @@
   (BERT's choice); after training, neighbouring positions end up similar too.
 
 All functions take any (positions, dim) matrix, so sinusoids and learned tables compare directly.
+
+Shown in chapter 02 (`chapters/02_positional_encoding.ipynb`).
 """
 
 import numpy as np

@@ -6,6 +6,8 @@ an `ipywidgets.Image`. Only core ipywidgets are used (works with 7.7 on Colab an
 nothing is fetched from the network: the picture is made by the kernel, not by JavaScript.
 
     viz.attention_widget(model, tokenizer, "the cat sat on the mat", "it was tired")
+
+Shown in chapters 02 (`positions_widget`) and 09 (`attention_widget`).
 """
 
 import ipywidgets as widgets
