@@ -8,7 +8,8 @@ Five rules, each measured the same way for every module:
   function whose body, after its docstring, is one `return` of a literal (`ast.literal_eval`);
 - no function with more than 8 parameters (`self` and `cls` not counted; `*args`, `**kwargs` are);
 - ruff's McCabe complexity (C901) at most 12, as `pyproject.toml` configures it;
-- no two identical blocks of 6 or more lines, after dropping blank lines, comments and indentation;
+- no two identical blocks of 6 or more lines, after dropping blank lines, comments, indentation
+  and imports;
 - no import cycle between the package's modules. Imports inside functions are drawn in the graph
   too (a local import is the usual way a cycle gets hidden); they are also counted and listed.
 """
@@ -111,13 +112,22 @@ def complexity_findings(package: Path, root: Path) -> list[Finding]:
 
 
 def code_lines(source: str) -> list[tuple[int, str]]:
-    """(line number, text) of each line that holds code: comments, blanks and indentation gone."""
+    """(line number, text) of each line that holds code: comments, blanks and indentation gone,
+    and imports too (two modules may well need the same five imports)."""
     comments = {}
     for token in tokenize.generate_tokens(io.StringIO(source).readline):
         if token.type == tokenize.COMMENT:
             comments[token.start[0]] = token.start[1]
+    imports = {
+        line
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for line in range(node.lineno, node.end_lineno + 1)
+    }
     lines = []
     for number, text in enumerate(source.splitlines(), start=1):
+        if number in imports:
+            continue
         if number in comments:
             text = text[: comments[number]]
         if text.strip():

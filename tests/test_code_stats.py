@@ -120,6 +120,12 @@ def test_two_identical_6_line_blocks_are_a_duplicate_whatever_the_comments(tmp_p
     (package / "a.py").write_text(f"def first(total):\n{five}    return total\n")
     (package / "b.py").write_text(f"def second(total):\n{five}    return -total\n")
     assert rules_broken(package) == {}
+    imports = (
+        "import os\nimport re\nimport sys\nfrom pathlib import (\n    Path,\n    PurePath,\n)\n"
+    )
+    (package / "a.py").write_text(imports + "\nA = 1\n")
+    (package / "b.py").write_text(imports + "\nB = 2\n")
+    assert rules_broken(package) == {}, "the same imports are not duplicated code"
 
 
 def test_a_missing_package_is_a_clear_error(tmp_path, capsys):
