@@ -23,6 +23,8 @@ import math
 import time
 from pathlib import Path
 
+import IPython.display
+import ipywidgets
 from matplotlib.figure import Figure
 
 from .render import figure_to_png, in_notebook, new_figure, save_figure
@@ -181,12 +183,9 @@ class LiveDashboard:
 
     def show(self):
         """Display the dashboard's single picture (done for you in a notebook)."""
-        import ipywidgets
-        from IPython.display import display
-
         if self.image is None:
             self.image = ipywidgets.Image(format="png", value=self._render())
-        display(self.image)
+        IPython.display.display(self.image)
         return self.image
 
     def __call__(self, record_or_history) -> None:
