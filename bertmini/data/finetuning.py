@@ -23,6 +23,8 @@ A batch is a dict of int64 tensors::
 
 A :class:`Task` holds a whole labelled task (its splits and label names), from the embedded
 generators (`data/tasks.py`), the hub or local files (`data/real.py`).
+
+Taught in chapter 08 (`chapters/08_finetuning.ipynb`).
 """
 
 from __future__ import annotations
@@ -38,10 +40,10 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from bertmini.data.pretraining import pad_batch
+from .pretraining import EncodedExamples, pad_batch
 
 if TYPE_CHECKING:
-    from bertmini.tokenizer import Tokenizer
+    from ..tokenizer import Tokenizer
 
 IGNORE_INDEX = -100  # label of positions the loss skips
 
@@ -92,7 +94,7 @@ class Task:
         return cls(name, splits, label_names, source={"task": name})
 
 
-class ClassificationDataset(Dataset):
+class ClassificationDataset(EncodedExamples):
     """Texts (or text pairs) with integer labels, tokenized once up front.
 
     Args:
@@ -160,17 +162,6 @@ class ClassificationDataset(Dataset):
     def lengths(self) -> list[int]:
         """Number of tokens of each example, special tokens included."""
         return [len(input_ids) for input_ids, _, _ in self.examples]
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
-        input_ids, token_type_ids, label = self.examples[index]
-        return {
-            "input_ids": torch.tensor(input_ids, dtype=torch.long),  # (seq,)
-            "token_type_ids": torch.tensor(token_type_ids, dtype=torch.long),  # (seq,)
-            "labels": torch.tensor(label, dtype=torch.long),  # ()
-        }
 
 
 def _check_texts(texts: Sequence[str], name: str) -> None:

@@ -15,7 +15,6 @@ the network when drawing.
 
 from .attention import (
     AttentionMaps,
-    attention,
     attention_maps,
     plot_attention,
     plot_attention_grid,
@@ -31,7 +30,13 @@ from .positions import (
     similarity_by_offset,
 )
 from .render import figure_to_png, in_notebook
-from .widgets import AttentionWidget, attention_widget, embeddings_widget, positions_widget
+from .widgets import (
+    AttentionWidget,
+    attention,
+    attention_widget,
+    embeddings_widget,
+    positions_widget,
+)
 
 __all__ = [
     "AttentionMaps",

@@ -14,12 +14,16 @@ The trainer hands each step's metrics to its callbacks as a dict, e.g.
   second or more on a CPU, so it redraws at most once every `update_every_s` seconds (plus
   once at the end): the picture is replaced in place, nothing new is printed per step, and
   nothing flickers.
+
+Shown in chapter 07 (`chapters/07_pretraining.ipynb`).
 """
 
 import math
 import time
 from pathlib import Path
 
+import IPython.display
+import ipywidgets
 from matplotlib.figure import Figure
 
 from ..train import read_metrics
@@ -158,12 +162,9 @@ class LiveDashboard:
 
     def show(self):
         """Display the dashboard's single picture (done for you in a notebook)."""
-        import ipywidgets
-        from IPython.display import display
-
         if self.image is None:
             self.image = ipywidgets.Image(format="png", value=self._render())
-        display(self.image)
+        IPython.display.display(self.image)
         return self.image
 
     def __call__(self, record_or_history) -> None:
