@@ -250,24 +250,23 @@ def pretrain(
     `steps=500` or `corpus="notes/*.txt"`); sizes left as None come from the profile.
 
     `corpus`: "embedded", a hub corpus, or local text (a file, glob, directory or saved
-    dataset; 5% of its documents held out for validation). `tokenizer`: a directory with a
-    vocab.txt to reuse (e.g. a real BERT's); default: train one on the corpus. `init_from`: a
-    checkpoint directory whose weights (and shape, and vocabulary unless `tokenizer` is given)
-    to start from, for domain-adaptive pretraining; heads it lacks start fresh. `dupe_factor`
-    builds the NSP pairs that many times over the corpus, each time with other splits and other
-    random Bs, so a small corpus is not seen as the same pairs every epoch (NSP memorises those).
-
-    Writes the model, its tokenizer, metrics.jsonl and checkpoint/ into `out`.
-    Returns (model, tokenizer, history). `resume`: continue the run in `out` (see `train`);
-    `overwrite=False` refuses an `out` that already holds a run (the CLI's default).
+    dataset; 5% of its documents held out for validation). `init_from`: a checkpoint whose
+    weights, shape and vocabulary to start from (domain-adaptive pretraining). PretrainRecipe's
+    help says what each field does. Writes the model, its tokenizer, metrics.jsonl and
+    checkpoint/ into `out`; returns (model, tokenizer, history). `resume`: continue the run in
+    `out` (see `train`); `overwrite=False` refuses an `out` that already holds a run (the CLI's
+    default).
     """
     recipe = make_recipe(PretrainRecipe, recipe, get_profile(profile), overrides)
     config = recipe.train
     rank, _world_size = setup_distributed()
     micro_batch = per_process_batch(recipe.batch_size, config.grad_accum_steps)
     rundir.check(out, resume, overwrite)  # busy, or a run to keep: say so before any work
-    documents = load_documents(
-        recipe.corpus, "train", recipe.num_documents, config.seed, recipe.comment_share
+    documents, validation = (
+        load_documents(
+            recipe.corpus, split, recipe.num_documents, config.seed, recipe.comment_share
+        )
+        for split in ("train", "validation")
     )
     if not documents:
         raise ValueError(f"corpus {recipe.corpus!r} has no training documents")
@@ -281,9 +280,6 @@ def pretrain(
             f"the corpus gives {len(loader.dataset)} pretraining examples, fewer than one batch "
             f"({recipe.batch_size}): use a bigger corpus or a smaller --batch-size"
         )
-    validation = load_documents(
-        recipe.corpus, "validation", recipe.num_documents, config.seed, recipe.comment_share
-    )
     eval_loader = None
     if validation:
         eval_loader = _pretraining_loader(recipe, validation, tok, micro_batch, rank=None)

@@ -838,6 +838,18 @@ class ProbeItem:
     incorrect: str
 
 
+def _stance_probe(rng: random.Random) -> ProbeItem:
+    """A comment thread with one held-out polarity word masked, its stance verb before it."""
+    kind, polarity = rng.choice(list(REVIEW_KINDS)), rng.randrange(2)
+    correct = _polarity_word(rng, polarity, (1, 2, 3), HELD_OUT_POLARITY_WORDS)
+    strength = (POLARITY_WORDS[correct][1],)
+    wrong = _polarity_word(rng, 1 - polarity, strength, HELD_OUT_POLARITY_WORDS)
+    lines = [_comment_line(rng, kind, rng.randrange(2)) for _ in range(rng.randint(2, 5))]
+    line = _comment_line(rng, kind, polarity, correct).replace(f" {correct} ", f" {MASK} ")
+    lines.insert(rng.randrange(len(lines) + 1), line)
+    return ProbeItem(" ".join(lines), correct, wrong)
+
+
 def probes(seed: int = 0, num_items: int = 200) -> dict[str, list[ProbeItem]]:
     """Probe sets for what pretraining on the embedded corpus should teach (chance = 50% each).
 
@@ -883,18 +895,7 @@ def probes(seed: int = 0, num_items: int = 200) -> dict[str, list[ProbeItem]]:
         sentences[index] = re.sub(rf"\b{word}\.$", f"{MASK} .", sentences[index])
         sentiment_words.append(ProbeItem(" ".join(sentences), correct, wrong))
 
-    stance_words = []
-    for _ in range(num_items):
-        kind, polarity = rng.choice(list(REVIEW_KINDS)), rng.randrange(2)
-        correct = _polarity_word(rng, polarity, (1, 2, 3), HELD_OUT_POLARITY_WORDS)
-        wrong = _polarity_word(
-            rng, 1 - polarity, (POLARITY_WORDS[correct][1],), HELD_OUT_POLARITY_WORDS
-        )
-        lines = [_comment_line(rng, kind, rng.randrange(2)) for _ in range(rng.randint(2, 5))]
-        line = _comment_line(rng, kind, polarity, correct).replace(f" {correct} ", f" {MASK} ")
-        lines.insert(rng.randrange(len(lines) + 1), line)
-        stance_words.append(ProbeItem(" ".join(lines), correct, wrong))
-
+    stance_words = [_stance_probe(rng) for _ in range(num_items)]
     return {
         "agreement": agreement,
         "fact_recall": fact_recall,
