@@ -5,12 +5,16 @@ import math
 from dataclasses import replace
 
 import pytest
+import torch
 
 from bertmini.course import get_profile
+from bertmini.data.corpus import ProbeItem
+from bertmini.model import BertForPreTraining
 from bertmini.recipes import pretrain
 from bertmini.transfer import (
     Arm,
     compare,
+    masked_word_accuracy,
     paired_interval,
     real_bert_dir,
     results_table,
@@ -59,3 +63,19 @@ def test_real_bert_beats_random_weights_on_held_out_words(tmp_path, one_thread):
     assert min(real_test) > max(scratch_test) + 0.1, accuracies
     table = results_table(accuracies)
     assert "gain of real BERT (MiniLM) over from scratch" in table and "95% interval" in table
+
+
+def test_masked_word_accuracy_reads_the_blank(tmp_path):
+    """A decoder bias that favours one word decides every item: the probe must score 100% when
+    that word is the correct answer and 0% when it is the wrong one."""
+    pretrain(tmp_path, profile=replace(get_profile("ci"), pretrain_steps=1), progress=False)
+    model = BertForPreTraining.from_pretrained(tmp_path)
+    tokenizer_vocab = (tmp_path / "vocab.txt").read_text().split()
+    with torch.no_grad():
+        model.mlm.bias[tokenizer_vocab.index("the")] = 1e4
+    model.save_pretrained(tmp_path)
+    items = [ProbeItem("the baker is called [MASK] .", "the", "baker")] * 3
+    assert masked_word_accuracy(tmp_path, items) == 1.0
+    assert masked_word_accuracy(tmp_path, [ProbeItem(i.text, "baker", "the") for i in items]) == 0
+    with pytest.raises(ValueError, match="no probe item"):
+        masked_word_accuracy(tmp_path, [ProbeItem("the [MASK] .", "zzzqqq", "the")])
