@@ -28,7 +28,8 @@ from pathlib import Path
 
 import torch
 
-from .course import PRECISIONS, get_profile
+from .course import get_profile
+from .device import PRECISIONS
 from .recipes import (
     EMBEDDED_TASK,
     _model_dir,

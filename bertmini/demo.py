@@ -20,7 +20,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only: the demo runs in a terminal
 import matplotlib.pyplot as plt  # noqa: E402
 
-from .course import choose_device, choose_precision, get_profile  # noqa: E402
+from .course import get_profile  # noqa: E402
+from .device import choose_device, choose_precision  # noqa: E402
 from .recipes import pretrain  # noqa: E402
 from .transfer import compare, results_table, standard_arms  # noqa: E402
 

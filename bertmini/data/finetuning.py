@@ -39,11 +39,10 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from bertmini.data.pretraining import pad_batch
+from bertmini.model import IGNORE_INDEX
 
 if TYPE_CHECKING:
     from bertmini.tokenizer import Tokenizer
-
-IGNORE_INDEX = -100  # label of positions the loss skips
 
 
 @dataclass
