@@ -167,12 +167,7 @@ def hf_model_like(model: BertForPreTraining, attn_implementation: str = "sdpa"):
         attn_implementation=attn_implementation,
     )
     hf_model = transformers.BertForPreTraining(hf_config)
-    weights = {
-        name: tensor.detach().cpu()
-        for name, tensor in model.state_dict().items()
-        if not model._is_tied(name)
-    }
-    result = hf_model.load_state_dict(hub.to_hf(weights), strict=False)
+    result = hf_model.load_state_dict(hub.hf_state_dict(model), strict=False)
     # The decoder is tied to the word embeddings (weight) and to cls.predictions.bias (bias).
     untied = [name for name in result.missing_keys if "cls.predictions.decoder" not in name]
     if untied or result.unexpected_keys:

@@ -22,7 +22,6 @@ are (see hub.py for the weight names).
 """
 
 import difflib
-import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -37,7 +36,6 @@ from .positional import SinusoidalPositions, learned_positions
 from .transformer import EncoderLayer
 
 IGNORE_INDEX = -100  # label value of positions that are not predicted (PyTorch's default)
-HEAD_PREFIXES = ("mlm.", "nsp.", "classifier.")  # task heads: one model's may be unused by another
 
 
 @dataclass
@@ -228,72 +226,20 @@ class PreTrainedModel(nn.Module):
         except (TypeError, ValueError) as error:
             raise hub.CheckpointError(f"{directory / 'config.json'}: {error}") from None
         model = cls(config)
-        weights, _ = hub.from_hf(hf_weights)
-        weights = model._from_checkpoint_prefixes(weights)
+        weights = hub.bertmini_names(hf_weights, model.base_prefix)
         model.load_checked_state_dict(weights, source=str(directory))
         return model
 
-    def _from_checkpoint_prefixes(self, weights: dict) -> dict:
-        """Checkpoints of a bare BertModel have no 'bert.' prefix; heads have their own."""
-        has_prefix = any(name.startswith("bert.") for name in weights)
-        renamed = {}
-        for name, tensor in weights.items():
-            if has_prefix and name.startswith("bert."):
-                name = self.base_prefix + name[len("bert.") :]
-            elif not has_prefix and not name.startswith(HEAD_PREFIXES):
-                name = self.base_prefix + name
-            renamed[name] = tensor
-        return renamed
-
     def load_checked_state_dict(self, weights: dict[str, torch.Tensor], source: str = "") -> None:
-        """Load weights after checking every shape against this model's config."""
-        expected = self.state_dict()
-        for name, tensor in weights.items():
-            if name in expected and expected[name].shape != tensor.shape:
-                raise hub.CheckpointError(
-                    f"checkpoint {source}: '{name}' has shape {tuple(tensor.shape)}, but this "
-                    f"config expects {tuple(expected[name].shape)}. The checkpoint was made with "
-                    "another config: load it with that config (its config.json), not this one."
-                )
-            if name in expected and not tensor.isfinite().all():
-                raise hub.CheckpointError(
-                    f"checkpoint {source}: '{name}' holds NaN or infinite values; the model "
-                    "it was saved from had diverged: use an earlier checkpoint"
-                )
-        result = self.load_state_dict(weights, strict=False)
-        missing = [name for name in result.missing_keys if not self._is_tied(name)]
-        # Another model's head (mlm., nsp., classifier.) is fine to leave unused; anything else
-        # unknown means the checkpoint is not the architecture this config describes.
-        foreign = [n for n in result.unexpected_keys if not n.startswith(HEAD_PREFIXES)]
-        if foreign:
-            raise hub.CheckpointError(
-                f"checkpoint {source} has {len(foreign)} tensors this {type(self).__name__} does "
-                f"not know (e.g. {foreign[:3]}): it was saved from another architecture"
-            )
-        self.loading_info = {"missing_keys": missing, "unexpected_keys": result.unexpected_keys}
-        if missing:
-            warnings.warn(
-                f"{type(self).__name__}: {len(missing)} weights not in {source} start random "
-                f"(e.g. {missing[:3]}); train them before use",
-                stacklevel=3,
-            )
+        """Load weights after checking every shape against this model's config (hub.py)."""
+        hub.load_checked(self, weights, source)
 
     def _is_tied(self, name: str) -> bool:
         return False
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write config.json + model.safetensors in Hugging Face's format (atomically)."""
-        config = {
-            **self.config.to_dict(),
-            "model_type": "bert",
-            "architectures": [type(self).__name__],
-        }
-        weights = {
-            name: tensor.detach().cpu()
-            for name, tensor in self.state_dict().items()
-            if not self._is_tied(name)
-        }
-        hub.write_checkpoint(Path(directory), config, hub.to_hf(weights))
+        hub.save_model(self, Path(directory))
 
     def _check_inputs(self, input_ids, token_type_ids, attention_mask) -> None:
         """Clear errors for the mistakes that otherwise surface deep inside torch."""
