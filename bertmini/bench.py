@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from . import hub
 from .data.corpus import sentiment_task
 from .data.finetuning import ClassificationCollator, ClassificationDataset
-from .data.finetuning import make_loader as bucketed_loader
+from .data.finetuning import make_bucketed_loader as bucketed_loader
 from .device import PRECISIONS, choose_device, choose_precision, compile_model
 from .model import (
     IGNORE_INDEX,

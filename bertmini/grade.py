@@ -27,6 +27,8 @@ send anything you can. Grade on a machine (or container) you can wipe.
 Writes OUT/grades.csv (student, exercise, status, message, seconds; sorted by student, then
 exercises in chapter order, so grading the same folder twice gives the same rows, times aside) and
 OUT/feedback/STUDENT.md, a Markdown note an instructor can mail as is.
+
+No chapter teaches it: it is the instructor's tool (README, "For instructors").
 """
 
 import csv

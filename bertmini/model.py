@@ -239,7 +239,7 @@ class PreTrainedModel(nn.Module):
 
     def save_pretrained(self, directory: str | Path) -> None:
         """Write config.json + model.safetensors in Hugging Face's format (atomically)."""
-        hub.save_model(self, Path(directory))
+        hub.write_model(self, Path(directory))
 
     def _check_inputs(self, input_ids, token_type_ids, attention_mask) -> None:
         """Clear errors for the mistakes that otherwise surface deep inside torch."""

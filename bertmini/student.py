@@ -16,6 +16,8 @@ The instructor's badges ("Open in Colab") point at the instructor edition, solut
 Given where the student edition will be published (`ColabPlace`: a GitHub repository, a branch and
 a folder), every badge and the install cell's `git+https://github.com/...` URL point there;
 without it the student edition carries no badge at all rather than a wrong one.
+
+No chapter teaches it: it is the instructor's tool (README, "For instructors").
 """
 
 import json

@@ -34,6 +34,8 @@ its accent-stripping-before-lower-casing order, its longest-first truncation. Th
 difference: Rust classifies characters with older Unicode tables than Python's ``unicodedata``,
 so a few hundred rare, recently added code points (new punctuation and combining marks) are
 split or stripped differently by the two paths.
+
+Taught in chapter 03 (`chapters/03_wordpiece.ipynb`).
 """
 
 from __future__ import annotations
@@ -724,15 +726,7 @@ class Tokenizer:
             texts = [texts]
             if text_pairs is not None:
                 text_pairs = [_check_text(text_pairs, "text_pairs")]
-        if padding not in (True, False, "longest", "max_length", "do_not_pad"):
-            raise ValueError(
-                f"padding must be True/'longest', 'max_length' or False, got {padding!r}"
-            )
-        if padding == "max_length" and max_length is None:
-            raise ValueError("padding='max_length' needs max_length=...")
-        if return_tensors not in ("pt", None):
-            raise ValueError(f"return_tensors must be 'pt' or None, got {return_tensors!r}")
-
+        _check_call_options(padding, max_length, return_tensors)
         firsts = self._ids_batch(texts)
         seconds = self._check_pairs(texts, text_pairs)
         input_ids, token_type_ids = [], []
@@ -740,39 +734,29 @@ class Tokenizer:
             ids, segment_ids = self._assemble(a, b, add_special_tokens, max_length)
             input_ids.append(ids)
             token_type_ids.append(segment_ids)
-        attention_mask = [[1] * len(ids) for ids in input_ids]
-        special_tokens_mask = [self.get_special_tokens_mask(ids) for ids in input_ids]
-
-        if padding in (True, "longest", "max_length"):
-            longest = max((len(ids) for ids in input_ids), default=0)
-            target = max_length if padding == "max_length" else longest
-            for rows, fill in (
-                (input_ids, self.pad_token_id),
-                (token_type_ids, 0),
-                (attention_mask, 0),
-                (special_tokens_mask, 1),
-            ):
-                for row in rows:
-                    row.extend([fill] * (target - len(row)))
-
         batch = {
             "input_ids": input_ids,
             "token_type_ids": token_type_ids,
-            "attention_mask": attention_mask,
+            "attention_mask": [[1] * len(ids) for ids in input_ids],
+            "special_tokens_mask": [self.get_special_tokens_mask(ids) for ids in input_ids],
         }
-        if return_special_tokens_mask:
-            batch["special_tokens_mask"] = special_tokens_mask
+        if padding in (True, "longest", "max_length"):
+            longest = max((len(ids) for ids in input_ids), default=0)
+            self._pad(batch, max_length if padding == "max_length" else longest)
+        if not return_special_tokens_mask:
+            del batch["special_tokens_mask"]
         if return_tensors == "pt":
-            lengths = {len(ids) for ids in input_ids}
-            if len(lengths) > 1:
-                raise ValueError(
-                    f"sequences have different lengths {sorted(lengths)[:5]}: tensors need "
-                    "padding=True (or return_tensors=None for lists)"
-                )
-            return {name: torch.tensor(rows, dtype=torch.int64) for name, rows in batch.items()}
+            return _as_tensors(batch)
         if single:
             return {name: rows[0] for name, rows in batch.items()}
         return batch
+
+    def _pad(self, batch: dict[str, list[list[int]]], length: int) -> None:
+        """Pad every row of `batch` on the right to `length`, in place."""
+        fills = {"input_ids": self.pad_token_id, "special_tokens_mask": 1}  # else 0
+        for name, rows in batch.items():
+            for row in rows:
+                row.extend([fills.get(name, 0)] * (length - len(row)))
 
     # -- ids -> text --------------------------------------------------------------------------
 
@@ -810,3 +794,24 @@ class Tokenizer:
         if skip_special_tokens:
             ids = [i for i in ids if int(i) not in self.special_ids]
         return decode_tokens(self.convert_ids_to_tokens(list(ids)))
+
+
+def _check_call_options(padding, max_length: int | None, return_tensors: str | None) -> None:
+    """A clear error for options `Tokenizer.__call__` does not know."""
+    if padding not in (True, False, "longest", "max_length", "do_not_pad"):
+        raise ValueError(f"padding must be True/'longest', 'max_length' or False, got {padding!r}")
+    if padding == "max_length" and max_length is None:
+        raise ValueError("padding='max_length' needs max_length=...")
+    if return_tensors not in ("pt", None):
+        raise ValueError(f"return_tensors must be 'pt' or None, got {return_tensors!r}")
+
+
+def _as_tensors(batch: dict[str, list[list[int]]]) -> dict[str, torch.Tensor]:
+    """Rows of equal length -> (batch, seq) int64 tensors; a clear error when they differ."""
+    lengths = {len(ids) for ids in batch["input_ids"]}
+    if len(lengths) > 1:
+        raise ValueError(
+            f"sequences have different lengths {sorted(lengths)[:5]}: tensors need "
+            "padding=True (or return_tensors=None for lists)"
+        )
+    return {name: torch.tensor(rows, dtype=torch.int64) for name, rows in batch.items()}

@@ -21,7 +21,7 @@ What makes it trustworthy:
   gradient scaler, every random generator and the exact position in the data. They are written
   into a temporary directory and renamed into place, so a process killed at any moment leaves a
   complete checkpoint behind, and `resume=True` continues as if nothing had happened (bitwise on
-  the CPU).
+  the CPU). `bertmini.hub` writes and reads them.
 - **Faults**: a NaN or infinite loss or gradient stops the run with `TrainingDiverged`, naming the
   step and the last good checkpoint. A checkpoint is never written from non-finite weights.
 - **Speed**: nothing inside the step waits for the GPU. Metrics stay on the device and are read
@@ -34,7 +34,8 @@ Run directory (`out_dir`): the final model (`config.json`, `model.safetensors`, 
 when a tokenizer is given), `metrics.jsonl` (one JSON line per step), `checkpoint/` (the latest
 checkpoint, for `resume`) and `checkpoint.prev/` (the one before: the fallback if the latest is
 ever unreadable). The run holds a lock on the directory while it works (`bertmini.rundir`).
-Ctrl-C or SIGTERM stop the run at the end of a step, after a checkpoint.
+Ctrl-C or SIGTERM stop the run at the end of a step, after a checkpoint. The loop knows nothing
+of plots or progress bars: callbacks get the history every `log_every` steps (`ProgressBar` is one).
 """
 
 import json
@@ -49,7 +50,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -60,9 +61,20 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
-from . import hub, rundir
-from .device import autocast_dtype, choose_device, choose_precision, compile_model
+from . import rundir
+from .device import PRECISIONS, autocast_dtype, choose_device, choose_precision, compile_model
 from .guard import refuse_if_checked
+from .hub import (
+    CHECKPOINT,
+    PREVIOUS,
+    TEMPORARY,
+    load_weights,
+    read_newest_checkpoint,
+    save_checkpoint,
+    save_model,
+)
+from .options import at_least, number, option
+from .options import seed as seed_type
 from .rundir import RunStateError, publish_files
 
 # ---------------------------------------------------------------------------------------------
@@ -74,25 +86,56 @@ from .rundir import RunStateError, publish_files
 class TrainConfig:
     """Everything the loop needs to know besides the model and the data."""
 
-    steps: int = 1000  # optimizer steps in the whole run
-    lr: float = 1e-4  # peak learning rate (reached at the end of warmup)
-    warmup_steps: int | None = None  # None: 10% of `steps`
-    weight_decay: float = 0.01
+    steps: int = option(1000, "optimizer steps in the whole run, >= 1", at_least(1), profile=True)
+    lr: float = option(
+        1e-4, "peak learning rate (at the end of warmup), > 0", number(0), profile=True
+    )
+    warmup_steps: int | None = option(
+        None, "steps of linear warmup, 0..--steps (default: 10% of --steps)", at_least(0)
+    )
+    weight_decay: float = option(
+        0.01, "AdamW weight decay on weight matrices, >= 0", number(0, low_included=True)
+    )
     betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-6
-    max_grad_norm: float | None = 1.0  # None: no clipping (the norm is still logged)
-    grad_accum_steps: int = 1  # micro-batches per optimizer step
-    precision: str = "auto"  # "auto" | "fp32" | "bf16" | "fp16"
-    compile: bool = False  # torch.compile the model (worth it on a GPU, for long runs)
-    seed: int = 0
-    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N" | "mps"
-    log_every: int = 10  # read metrics from the device, update the bar, call callbacks
-    eval_every: int | None = None  # None: evaluate only at the end (when eval_loader is given)
-    checkpoint_every: int | None = None  # None: checkpoint only at the end (when out_dir is given)
-    progress: bool = True  # show a tqdm progress bar (TQDM_DISABLE=1 also hides it)
-    # Keep out_dir/checkpoint/ (optimizer moments: twice the model's size) after the last step,
-    # so the finished run can be continued. False leaves only the model in out_dir.
-    keep_checkpoint: bool = True
+    eps: float = option(1e-6, "AdamW's epsilon, > 0", number(0))
+    max_grad_norm: float | None = option(1.0, "clip the gradient norm to this, > 0", number(0))
+    grad_accum_steps: int = option(
+        1,
+        "micro-batches per optimizer step: the same batch in less memory, >= 1",
+        at_least(1),
+        flag="--grad-accum",
+    )
+    precision: str = option(
+        "auto",
+        "auto: bf16 on GPUs that support it, fp16 (+ gradient scaler) on older GPUs such as the "
+        "T4, fp32 on CPU",
+        choices=["auto", *PRECISIONS],
+    )
+    compile: bool = option(False, "torch.compile the model (faster on a GPU after a warm-up)")
+    seed: int = option(0, "random seed, 0..2**63-1", seed_type)
+    device: str = option("auto", "auto, cpu, cuda, cuda:N or mps")
+    log_every: int = option(
+        10, "steps between metric reads, progress updates and callbacks, >= 1", at_least(1)
+    )
+    eval_every: int | None = option(
+        None, "steps between evaluations, >= 1 (default: at the end only)", at_least(1)
+    )
+    checkpoint_every: int | None = option(  # None (Python only): at the end only
+        200,
+        "steps between checkpoints in OUT/checkpoint, >= 1; Ctrl-C also writes one",
+        at_least(1),
+    )
+    progress: bool = option(True, "hide the progress bar")  # --no-progress
+    # After the last step, keep out_dir/checkpoint/ (optimizer moments: twice the model's size),
+    # so the finished run can be continued. The CLI keeps only the model unless asked: a user's
+    # disk fills with runs; a notebook looks inside the checkpoint it just wrote.
+    keep_checkpoint: bool = option(
+        True,
+        "keep OUT/checkpoint (optimizer state, about twice the model) when the run finishes, "
+        "to continue it later with --resume; by default only the model is kept",
+        flag="--keep-optimizer",
+        cli_default=False,
+    )
 
     def __post_init__(self):
         positive = ("steps", "grad_accum_steps", "log_every")
@@ -534,12 +577,8 @@ def collator_generator(loader: Iterable) -> torch.Generator | None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Checkpoints: atomic writes, exact resume
+# Wrapped models and the metrics file
 # ---------------------------------------------------------------------------------------------
-
-CHECKPOINT = "checkpoint"  # the latest complete checkpoint
-PREVIOUS = "checkpoint.prev"  # the one before, kept while the new one is swapped in
-TEMPORARY = "checkpoint.tmp"  # being written; never read
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -547,111 +586,6 @@ def unwrap(model: nn.Module) -> nn.Module:
     model = getattr(model, "_orig_mod", model)
     model = model.module if isinstance(model, DistributedDataParallel) else model
     return getattr(model, "_orig_mod", model)
-
-
-def _fsync_tree(directory: Path) -> None:
-    """Make the files (and the directory entries) durable before the rename publishes them."""
-    for path in [*directory.iterdir(), directory]:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def save_checkpoint(
-    out_dir: str | Path, model: nn.Module, trainer_state: dict, tokenizer=None
-) -> Path:
-    """Write `out_dir/checkpoint/` = model (config.json + model.safetensors) + trainer_state.pt
-    (+ the tokenizer's vocab.txt, so a resumed run reads the very vocabulary it trained with).
-
-    Written into `checkpoint.tmp/`, then renamed into place; the checkpoint it replaces becomes
-    `checkpoint.prev/`, kept as a fallback in case the newest one is ever unreadable. Whenever
-    the process dies, one of `checkpoint/` or `checkpoint.prev/` is complete.
-    """
-    out_dir = Path(out_dir)
-    final, previous, temporary = out_dir / CHECKPOINT, out_dir / PREVIOUS, out_dir / TEMPORARY
-    if temporary.exists():  # left over from a run killed while writing
-        shutil.rmtree(temporary)
-    temporary.mkdir(parents=True)
-    unwrap(model).save_pretrained(temporary)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(temporary)
-    torch.save(trainer_state, temporary / "trainer_state.pt")
-    _fsync_tree(temporary)
-    if final.exists():
-        if previous.exists():
-            shutil.rmtree(previous)
-        os.replace(final, previous)
-    os.replace(temporary, final)
-    _fsync_tree(out_dir)
-    return final
-
-
-def find_checkpoint(out_dir: str | Path) -> Path | None:
-    """The latest complete checkpoint directory under `out_dir`, or None."""
-    for name in (CHECKPOINT, PREVIOUS):
-        path = Path(out_dir) / name
-        if (path / "trainer_state.pt").is_file():
-            return path
-    return None
-
-
-def read_newest_checkpoint(out_dir: str | Path) -> tuple[Path, dict]:
-    """(directory, trainer state) of the newest checkpoint that reads back whole.
-
-    Falls back to `checkpoint.prev/`, saying so, when `checkpoint/` is unreadable.
-    Raises RunStateError when there is none to resume from.
-    """
-    problems = []
-    for name in (CHECKPOINT, PREVIOUS):
-        path = Path(out_dir) / name
-        if not path.exists():
-            continue
-        try:
-            state = load_trainer_state(path)
-            hub.read_checkpoint(path)  # the weights read back too
-        except Exception as error:  # truncated, garbage, refused pickle: all mean "not this one"
-            problems.append(f"{path} is unreadable ({' '.join(str(error).split())[:200]})")
-            continue
-        if problems:
-            print(f"{problems[-1]}: resuming from {path} (step {state['step']})", file=sys.stderr)
-        return path, state
-    if problems:
-        raise RunStateError(
-            f"no readable checkpoint in {out_dir}: {'; '.join(problems)}. Start a new run "
-            "(--overwrite replaces this one)"
-        )
-    finished = (Path(out_dir) / "model.safetensors").exists()
-    raise RunStateError(
-        f"{out_dir} has no checkpoint to resume from"
-        + (
-            " (the run finished and its checkpoint was removed: train with --keep-optimizer to "
-            "keep it)"
-            if finished
-            else ""
-        )
-        + ": start a new run without --resume (--overwrite replaces this one)"
-    )
-
-
-def load_trainer_state(checkpoint_dir: str | Path) -> dict:
-    """The optimizer/scaler/RNG/position state of a checkpoint (tensors and plain Python only)."""
-    return torch.load(Path(checkpoint_dir) / "trainer_state.pt", weights_only=True)
-
-
-def load_weights(model: nn.Module, checkpoint_dir: str | Path) -> None:
-    """Copy a checkpoint's weights into `model` (same architecture), in place."""
-    target = unwrap(model)
-    saved = type(target).from_pretrained(checkpoint_dir)
-    target.load_state_dict(saved.state_dict())
-
-
-def save_model(out_dir: Path, model: nn.Module, tokenizer=None) -> None:
-    """The finished model (and its tokenizer) in `out_dir`, each file renamed into place."""
-    unwrap(model).save_pretrained(out_dir)
-    if tokenizer is not None:
-        publish_files(out_dir, tokenizer.save_pretrained)
 
 
 def _write_metrics(path: Path, rows: list[dict], append: bool) -> None:
@@ -665,14 +599,31 @@ def _write_metrics(path: Path, rows: list[dict], append: bool) -> None:
 
 
 def read_metrics(path: str | Path) -> list[dict]:
-    """The rows of a `metrics.jsonl` file (a run directory is accepted too)."""
+    """The rows of a `metrics.jsonl` file (a run directory is accepted too); blank lines are
+    skipped, and a line that is not a JSON object is refused with its line number."""
     path = Path(path)
     if path.is_dir():
         path = path / "metrics.jsonl"
     if not path.is_file():
-        raise FileNotFoundError(f"no metrics file at {path}: train with out_dir=... to write one")
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        raise FileNotFoundError(
+            f"no metrics file at {path}: training with out_dir=... writes metrics.jsonl there"
+        )
+    history = []
+    for line_number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"{path}:{line_number} is not valid JSON ({error.msg}): {line[:80]!r}"
+            ) from None
+        if not isinstance(record, dict):
+            raise ValueError(
+                f"{path}:{line_number} must be a JSON object of metrics, got {line[:80]!r}"
+            )
+        history.append(record)
+    return history
 
 
 # ---------------------------------------------------------------------------------------------
@@ -722,6 +673,16 @@ def _barrier() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+@dataclass
+class RunRecord:
+    """What a run directory records beside the weights: the tokenizer (its vocab.txt goes into
+    every checkpoint and the final model) and the options that made the data, which a resume
+    compares with the saved ones, together with the TrainConfig."""
+
+    tokenizer: object = None
+    options: dict = field(default_factory=dict)
+
+
 def train(
     model: nn.Module,
     train_loader: Iterable,
@@ -730,54 +691,43 @@ def train(
     callbacks: Sequence[Callable[[list[dict]], object]] = (),
     out_dir: str | Path | None = None,
     resume: bool | str = False,
-    tokenizer=None,
-    run_options: dict | None = None,
+    record: RunRecord | None = None,
 ) -> list[dict]:
     """Train `model` for `config.steps` optimizer steps. Returns the metric history.
 
     The history has one dict per step: step, epoch, lr, loss (+ mlm_loss, nsp_loss),
     mlm_accuracy / nsp_accuracy (pretraining) or accuracy (classification), grad_norm,
     tokens_per_s, and eval_* entries at the steps where `eval_loader` was evaluated.
-    `callbacks` are called with the history every `log_every` steps (e.g. a live plot).
+    `callbacks` are called with the history every `log_every` steps (a live plot, the progress
+    bar that `config.progress` adds): the loop itself knows nothing of them.
 
     With `out_dir`, the run owns that directory (a lock: see rundir.py) and writes the final
-    model (with `tokenizer`, if given), `metrics.jsonl` and checkpoints there. Ctrl-C or SIGTERM
-    then writes a checkpoint at the end of the current step and raises `TrainingInterrupted`
-    (a second Ctrl-C stops at once). `resume=True` continues from the newest readable checkpoint,
-    refusing if `run_options` or `config` differ from the saved ones; `resume="with-changes"`
-    accepts the differences (e.g. a lower learning rate on purpose), printing them.
+    model (with `record.tokenizer`, if given), `metrics.jsonl` and checkpoints there. Ctrl-C or
+    SIGTERM then writes a checkpoint at the end of the current step and raises
+    `TrainingInterrupted` (a second Ctrl-C stops at once). `resume=True` continues from the newest
+    readable checkpoint, refusing if `record.options` or `config` differ from the saved ones;
+    `resume="with-changes"` accepts the differences (e.g. a lower learning rate on purpose).
     Raises `TrainingDiverged` if the loss or the gradients stop being finite.
     """
-    if resume and out_dir is None:
-        raise ValueError("resume=True needs out_dir: the directory of the run to continue")
-    if resume not in (False, True, RESUME_WITH_CHANGES):
-        raise ValueError(f"resume must be True, False or {RESUME_WITH_CHANGES!r}, got {resume!r}")
+    _check_resume(resume, out_dir)
     with rundir.hold(out_dir), _StopAtStepBoundary(enabled=out_dir is not None) as stop:
-        run = _Run(model, train_loader, config, out_dir, tokenizer, run_options)
+        run = _Run(model, train_loader, config, out_dir, record or RunRecord())
         run.restore(resume)
-        is_main = run.rank == 0
-        hidden = {} if config.progress and is_main else {"disable": True}  # TQDM_DISABLE works
-        bar = tqdm(total=config.steps, initial=run.step, desc="train", dynamic_ncols=True, **hidden)
-
-        def due(every: int | None) -> bool:  # at every `every` steps, and at the last step
-            return run.step == config.steps or bool(every and run.step % every == 0)
-
+        bar = ProgressBar(config.steps, run.step) if config.progress and run.rank == 0 else None
+        callbacks = [*callbacks, *([bar] if bar else [])]
         try:
             while run.step < config.steps:
                 run.train_step()
-                bar.update(1)
-                stopping = stop.requested
-                if due(config.log_every):
+                stopping = stop.requested  # asked during this step: checkpoint, then stop
+                if run.due(config.log_every):
                     run.flush()
-                    bar.set_postfix(_postfix(run.history[-1]), refresh=False)
-                if eval_loader is not None and due(config.eval_every):
+                if eval_loader is not None and run.due(config.eval_every):
                     run.evaluate(eval_loader)
-                if out_dir is not None and (due(config.checkpoint_every) or stopping):
+                if out_dir is not None and (run.due(config.checkpoint_every) or stopping):
                     run.checkpoint()
                 run.write_metrics()
-                if is_main and due(config.log_every):
-                    for callback in callbacks:
-                        callback(run.history)
+                if run.due(config.log_every):
+                    run.log(callbacks)
                 if stopping:
                     raise TrainingInterrupted(
                         f"interrupted after step {run.step}; the checkpoint in "
@@ -785,9 +735,35 @@ def train(
                     )
             run.flush()
         finally:
-            bar.close()
+            if bar is not None:
+                bar.close()
         run.finish()
     return run.history
+
+
+class ProgressBar:
+    """A callback: a tqdm bar over the run's steps, showing the latest loss and accuracies.
+    TQDM_DISABLE=1 hides it, as every tqdm bar."""
+
+    def __init__(self, total_steps: int, first_step: int = 0):
+        self.bar = tqdm(total=total_steps, initial=first_step, desc="train", dynamic_ncols=True)
+
+    def __call__(self, history: list[dict]) -> None:
+        row = history[-1]
+        self.bar.update(row["step"] - self.bar.n)
+        keys = ("loss", "mlm_accuracy", "nsp_accuracy", "accuracy", "lr")
+        postfix = {k.replace("_accuracy", "_acc"): f"{row[k]:.3g}" for k in keys if k in row}
+        self.bar.set_postfix(postfix, refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _check_resume(resume: bool | str, out_dir) -> None:
+    if resume and out_dir is None:
+        raise ValueError("resume=True needs out_dir: the directory of the run to continue")
+    if resume not in (False, True, RESUME_WITH_CHANGES):
+        raise ValueError(f"resume must be True, False or {RESUME_WITH_CHANGES!r}, got {resume!r}")
 
 
 RESUME_WITH_CHANGES = "with-changes"
@@ -844,13 +820,13 @@ class _StopAtStepBoundary:
 class _Run:
     """One training run's moving parts: `train` above reads as the steps of its loop."""
 
-    def __init__(self, model, train_loader, config, out_dir, tokenizer, run_options):
+    def __init__(self, model, train_loader, config, out_dir, record: RunRecord):
         self.rank = dist.get_rank() if dist.is_initialized() else 0
         self.world_size = dist.get_world_size() if dist.is_initialized() else 1
-        self.config, self.loader, self.tokenizer = config, train_loader, tokenizer
+        self.config, self.loader, self.tokenizer = config, train_loader, record.tokenizer
         self.out_dir = Path(out_dir) if out_dir is not None else None
         compared = {k: v for k, v in asdict(config).items() if k not in NOT_COMPARED}
-        self.options = {**(run_options or {}), **compared}
+        self.options = {**record.options, **compared}
         self.device = _training_device(config)
         self.precision = choose_precision(self.device, config.precision)
         if self.world_size > 1 and not _is_sharded(train_loader):
@@ -909,6 +885,16 @@ class _Run:
             )
         if changed and self.rank == 0:
             print(f"resuming with changed options: {'; '.join(changed)}", file=sys.stderr)
+
+    def due(self, every: int | None) -> bool:
+        """At every `every` steps (None: never), and at the last step."""
+        return self.step == self.config.steps or bool(every and self.step % every == 0)
+
+    def log(self, callbacks: Sequence[Callable[[list[dict]], object]]) -> None:
+        """Hand the history to the callbacks (the main process only)."""
+        if self.rank == 0:
+            for callback in callbacks:
+                callback(self.history)
 
     def train_step(self) -> None:
         """One optimizer step; its metrics stay on the device until `flush`."""
@@ -1007,11 +993,6 @@ def _evaluate_quietly(model, loader, device, precision) -> dict[str, float]:
     metrics = evaluate(model, loader, device, precision)
     set_rng_state(state)
     return {f"eval_{k}": v for k, v in metrics.items()}
-
-
-def _postfix(row: dict) -> dict:
-    keys = ("loss", "mlm_accuracy", "nsp_accuracy", "accuracy", "lr")
-    return {k.replace("_accuracy", "_acc"): f"{row[k]:.3g}" for k in keys if k in row}
 
 
 def _last_good(path: Path | None, step: int | None) -> str:

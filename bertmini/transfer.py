@@ -23,6 +23,7 @@ from pathlib import Path
 
 from .course import get_profile
 from .data.corpus import sentiment_task
+from .hub import RealWeightsMissing, real_bert_path
 from .recipes import finetune
 
 
@@ -99,8 +100,6 @@ def paired_interval(first: list[float], second: list[float]) -> tuple[float, flo
 
 def real_bert_dir() -> Path | None:
     """all-MiniLM-L6-v2's folder (`bertmini.hub.real_bert_path`), or None where there is none."""
-    from .hub import RealWeightsMissing, real_bert_path
-
     try:
         return real_bert_path()
     except RealWeightsMissing:

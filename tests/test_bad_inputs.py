@@ -262,15 +262,7 @@ def run_case(case: Case, model: Path, work: Path) -> dict:
     )
 
 
-@pytest.fixture(autouse=True)
-def environment(monkeypatch):
-    monkeypatch.setenv("BERTMINI_PROFILE", "ci")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread", "ci_offline")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -456,7 +448,7 @@ def test_two_runs_on_one_directory_and_sigterm(tmp_path):
     _, first_err = first.communicate(timeout=120)
     assert first.returncode == 130, first_err
     assert "checkpoint" in first_err.strip().splitlines()[-1]
-    from bertmini.train import load_trainer_state
+    from bertmini.hub import load_trainer_state
 
     assert load_trainer_state(out / "checkpoint")["step"] >= 1
     assert (out / "checkpoint" / "vocab.txt").is_file()

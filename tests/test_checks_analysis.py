@@ -2,6 +2,7 @@
 them), name each typical mistake, and let an unsolved exercise's NotImplementedError through."""
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -10,10 +11,14 @@ from torch import nn
 
 from bertmini.checks import CheckFailed
 from bertmini.checks.analysis import (
+    ROLES,
     check_attention_entropy,
+    check_head_roles,
     check_probe,
     make_entropy_inputs,
+    make_roles_inputs,
     reference_attention_entropy,
+    reference_head_roles,
     reference_train_probe,
 )
 
@@ -112,6 +117,93 @@ def test_entropy_in_place_change_is_named():
 def test_entropy_stub_raises_not_implemented():
     with pytest.raises(NotImplementedError):
         check_attention_entropy(stub)
+
+
+# --- heads with a role -------------------------------------------------------------------------
+
+
+def student_roles(attentions, batch, tokenizer):
+    """A correct answer written differently: a loop over layers, diagonals by torch.diagonal."""
+    real = batch["attention_mask"].bool()  # (batch, seq)
+    ids = batch["input_ids"]
+    per_layer = {role: [] for role in ROLES}
+    for weights in attentions:  # (batch, heads, q, k)
+        for role, token in (("[CLS]", tokenizer.cls_token_id), ("[SEP]", tokenizer.sep_token_id)):
+            keys = ((ids == token) & real)[:, None, None, :].float()  # (batch, 1, 1, k)
+            valid = real & (keys.squeeze(1).squeeze(1).sum(-1, keepdim=True) > 0)  # (b, q)
+            mass = (weights * keys).sum(-1)  # (batch, heads, q)
+            per_layer[role].append((mass * valid[:, None]).sum((0, 2)) / valid.sum())
+        for role, offset in (("previous", -1), ("next", 1)):
+            mass = torch.diagonal(weights, offset=offset, dim1=-2, dim2=-1)  # (b, h, seq - 1)
+            queries = real[:, 1:] if offset == -1 else real[:, :-1]
+            keys = real[:, :-1] if offset == -1 else real[:, 1:]
+            valid = (queries & keys)[:, None].float()
+            per_layer[role].append((mass * valid).sum((0, 2)) / valid[:, 0].sum())
+    return {role: torch.stack(values) for role, values in per_layer.items()}
+
+
+def test_roles_inputs_are_like_a_padded_bert_batch():
+    attentions, batch, tokenizer = make_roles_inputs(torch.Generator().manual_seed(0))
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    assert (ids[:, 0] == tokenizer.cls_token_id).all()
+    assert ((ids == tokenizer.sep_token_id).sum(1) == 2).all() and (mask == 0).any()
+    for weights in attentions:
+        torch.testing.assert_close(weights.sum(-1), torch.ones(weights.shape[:3]))
+        assert (weights * (1 - mask)[:, None, None, :] == 0).all()  # padded keys get nothing
+    roles = reference_head_roles(attentions, batch, tokenizer)
+    assert roles["previous"][:, 0].min() > 0.5 and roles["[SEP]"][:, -1].min() > 0.5
+
+
+def test_roles_of_a_previous_token_head_and_a_uniform_head():
+    """One previous-token head scores 1 on 'previous'; a uniform head 1/n on every single key."""
+    seq = 5
+    batch = {"input_ids": torch.tensor([[2, 7, 3, 8, 3]]), "attention_mask": torch.ones(1, seq)}
+    previous = torch.eye(seq).roll(-1, dims=1)  # row i on key i - 1 (row 0 on the last key)
+    previous[0] = torch.eye(seq)[0]  # [CLS] reads itself
+    uniform = torch.full((seq, seq), 1 / seq)
+    weights = torch.stack([previous, uniform])[None]  # (1, 2 heads, q, k)
+    tokenizer = SimpleNamespace(cls_token_id=2, sep_token_id=3)
+    roles = reference_head_roles((weights,), batch, tokenizer)
+    torch.testing.assert_close(roles["previous"], torch.tensor([[1.0, 1 / seq]]))
+    torch.testing.assert_close(roles["[SEP]"][0, 1], torch.tensor(2 / seq))  # two [SEP]
+    torch.testing.assert_close(roles["next"][0, 0], torch.tensor(0.0))
+
+
+def test_roles_correct_answers_pass(capsys):
+    check_head_roles(reference_head_roles)
+    check_head_roles(student_roles)
+    assert capsys.readouterr().out.count("✅ head_roles: correct") == 2
+
+
+def test_roles_wrong_return_types_are_named():
+    with pytest.raises(CheckFailed, match="return a dict with the keys"):
+        check_head_roles(lambda a, b, t: [reference_head_roles(a, b, t)[r] for r in ROLES])
+    with pytest.raises(CheckFailed, match="one score per \\(layer, head\\)"):
+        check_head_roles(lambda a, b, t: {r: v.T for r, v in reference_head_roles(a, b, t).items()})
+
+
+def test_roles_unknown_mistake_shows_the_largest_difference():
+    def doubled_cls(attentions, batch, tokenizer):
+        roles = reference_head_roles(attentions, batch, tokenizer)
+        return {**roles, "[CLS]": roles["[CLS]"] * 2}
+
+    with pytest.raises(CheckFailed, match="your '\\[CLS\\]' scores differs by up to") as failure:
+        check_head_roles(doubled_cls)
+    assert "expected row" in str(failure.value)
+
+
+def test_roles_in_place_change_is_named():
+    def in_place(attentions, batch, tokenizer):
+        attentions[0].mul_(1.0 + 1e-3)
+        return reference_head_roles(attentions, batch, tokenizer)
+
+    with pytest.raises(CheckFailed, match="in place"):
+        check_head_roles(in_place)
+
+
+def test_roles_stub_raises_not_implemented():
+    with pytest.raises(NotImplementedError):
+        check_head_roles(stub)
 
 
 # --- probing classifier --------------------------------------------------------------------------

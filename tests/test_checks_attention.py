@@ -13,11 +13,7 @@ from bertmini.checks.attention import (
     check_softmax,
 )
 
-torch.manual_seed(0)
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError("exercise: replace this line with your code")
+pytestmark = pytest.mark.usefixtures("seeded")
 
 
 # --- softmax ------------------------------------------------------------------------------------
@@ -48,7 +44,7 @@ def test_softmax_mistakes_are_named(wrong, words):
         check_softmax(wrong)
 
 
-def test_softmax_stub_raises_not_implemented():
+def test_softmax_stub_raises_not_implemented(stub):
     with pytest.raises(NotImplementedError):
         check_softmax(stub)
 
@@ -99,7 +95,7 @@ def test_attention_mistakes_are_named(wrong, words):
         check_scaled_dot_product_attention(wrong)
 
 
-def test_attention_stub_raises_not_implemented():
+def test_attention_stub_raises_not_implemented(stub):
     with pytest.raises(NotImplementedError):
         check_scaled_dot_product_attention(stub)
 
@@ -181,7 +177,7 @@ def test_multi_head_crash_is_reported():
         check_multi_head_attention(crashes)
 
 
-def test_multi_head_stub_raises_not_implemented():
+def test_multi_head_stub_raises_not_implemented(stub):
     with pytest.raises(NotImplementedError):
         check_multi_head_attention(stub)
 

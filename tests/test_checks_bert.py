@@ -9,7 +9,7 @@ from bertmini.checks import CheckFailed
 from bertmini.checks.bert import check_embeddings, check_mlm_head
 from bertmini.model import MaskedLMHead
 
-torch.manual_seed(0)
+pytestmark = pytest.mark.usefixtures("seeded")
 
 
 # --- Embeddings -----------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from bertmini.checks import CheckFailed
 from bertmini.checks.encoders import check_encoder_layer, check_lstm_cell
 from bertmini.lstm import lstm_cell
 
-torch.manual_seed(0)
+pytestmark = pytest.mark.usefixtures("seeded")
 
 
 # --- LSTM cell -----------------------------------------------------------------------------
@@ -66,10 +66,7 @@ def test_lstm_other_errors_are_reported():
         check_lstm_cell(lambda x, h, c, w_ih, *rest: (x @ w_ih, c))
 
 
-def test_lstm_stub_lets_not_implemented_through():
-    def stub(*args):
-        raise NotImplementedError("exercise")
-
+def test_lstm_stub_lets_not_implemented_through(stub):
     with pytest.raises(NotImplementedError):
         check_lstm_cell(stub)
 

@@ -36,6 +36,7 @@ CASES = [
     (scaling.check_parameter_count, scaling.PARAMETER_MISTAKES),
     (scaling.check_time_step, scaling.TIME_STEP_MISTAKES),
     (analysis.check_attention_entropy, analysis._ENTROPY_MISTAKES),
+    (analysis.check_head_roles, analysis.ROLE_MISTAKES),
     (training.check_sparse_mlm_loss, training.MLM_MISTAKES),
     (training.check_lr_schedule, [Mistake(*pair) for pair in training.SCHEDULE_MISTAKES]),
     (training.check_training_step, [Mistake(*pair) for pair in training.STEP_MISTAKES]),

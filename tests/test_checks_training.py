@@ -1,6 +1,7 @@
 """The chapter 07 checks pass bertmini's schedule and a correct training step, and name each
 typical mistake."""
 
+import contextlib
 import math
 
 import pytest
@@ -16,7 +17,7 @@ from bertmini.checks.training import (
     reference_sparse_mlm_loss,
     reference_training_step,
 )
-from bertmini.train import linear_warmup_decay
+from bertmini.train import linear_warmup_decay, loss_weights, weighted_loss
 
 # ---------------------------------------------------------------------------------------------
 # The learning-rate schedule
@@ -109,19 +110,28 @@ def test_schedule_lets_not_implemented_through():
 
 
 # ---------------------------------------------------------------------------------------------
-# The training step
+# The training step, with gradient accumulation and the schedule
 # ---------------------------------------------------------------------------------------------
 
 
-def student_step(model, batch, optimizer, max_grad_norm):
-    """A correct answer: zeroes the gradients first instead of last."""
+def student_step(model, micro_batches, optimizer, scheduler, max_grad_norm):
+    """A correct answer written differently from the reference: counts the step's labelled
+    tokens and examples itself, weights mlm_loss and nsp_loss separately, zeroes first."""
     model.train()
     optimizer.zero_grad()
-    loss = model(**batch).loss
-    loss.backward()
+    tokens = sum(int((b["labels"] != -100).sum()) for b in micro_batches)
+    examples = sum(len(b["next_sentence_label"]) for b in micro_batches)
+    total = 0.0
+    for batch in micro_batches:
+        out = model(**batch)
+        share = (batch["labels"] != -100).sum() / tokens
+        loss = out.mlm_loss * share + out.nsp_loss * len(batch["next_sentence_label"]) / examples
+        loss.backward()
+        total += loss.item()
     nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
-    return loss.item()
+    scheduler.step()
+    return total
 
 
 def test_training_step_passes_the_reference_and_a_student_version(capsys):
@@ -137,51 +147,35 @@ def test_training_step_check_leaves_the_global_random_state_alone():
     assert torch.equal(torch.get_rng_state(), before)
 
 
-def make_step(
-    train_mode=True,
-    no_grad=False,
-    loss="loss",
-    clip="global",
-    max_norm=None,
-    zero_grad=True,
-    order="backward-step",
-    as_tensor=False,
-    own_optimizer=False,
-):
-    """The training step as a student might write it, with one choice made."""
+def make_step(no_grad=False, as_tensor=False, own_optimizer=False, order="backward-step"):
+    """The training step as a student might write it, with one choice made (the mistakes the
+    check's own list does not hold; tests/test_checks_mistakes.py feeds that list)."""
 
-    def step(model, batch, optimizer, max_grad_norm):
+    def step(model, micro_batches, optimizer, scheduler, max_grad_norm):
         if own_optimizer:  # ignores the optimizer it is given
             optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-        if train_mode:
-            model.train()
-        if no_grad:
-            with torch.no_grad():
+        model.train()
+        total = 0.0
+        for batch, weights in zip(micro_batches, loss_weights(micro_batches), strict=True):
+            with torch.no_grad() if no_grad else contextlib.nullcontext():
                 out = model(**batch)
-        else:
-            out = model(**batch)
-        threshold = max_grad_norm if max_norm is None else max_norm
-        if order == "step-first":
-            optimizer.step()
-            getattr(out, loss).backward()
-            nn.utils.clip_grad_norm_(model.parameters(), threshold)
-        else:
-            getattr(out, loss).backward()
-            if order == "zero-first":
-                optimizer.zero_grad()
-            if clip == "global":
-                nn.utils.clip_grad_norm_(model.parameters(), threshold)
-            elif clip == "value":
-                nn.utils.clip_grad_value_(model.parameters(), threshold)
-            elif clip == "each":
-                for parameter in model.parameters():
-                    nn.utils.clip_grad_norm_(parameter, threshold)
-            optimizer.step()
-            if clip == "after":
-                nn.utils.clip_grad_norm_(model.parameters(), threshold)
-        if zero_grad:
+            loss = weighted_loss(out, weights)
+            if order == "step-first":
+                optimizer.step()
+            loss.backward()
+            total = total + (loss if as_tensor else loss.item())
+        nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        if order == "zero-first":
             optimizer.zero_grad()
-        return out.loss if as_tensor else out.loss.item()
+        if order == "sgd-by-hand":  # right for SGD only
+            with torch.no_grad():
+                for p in model.parameters():
+                    p -= optimizer.param_groups[0]["lr"] * p.grad
+        elif order != "step-first":
+            optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad()
+        return total
 
     return step
 
@@ -189,19 +183,12 @@ def make_step(
 @pytest.mark.parametrize(
     "wrong, phrase",
     [
-        (make_step(train_mode=False), r"model\.train\(\)"),
         (make_step(no_grad=True), "no_grad"),
-        (make_step(loss="mlm_loss"), "only the MLM loss"),
-        (make_step(clip="none"), "not clipped"),
-        (make_step(clip="after"), "not clipped"),
-        (make_step(clip="value"), "clip_grad_value_"),
-        (make_step(clip="each"), "each parameter"),
-        (make_step(max_norm=1.0), "max_grad_norm argument"),
-        (make_step(zero_grad=False), "never zeroed"),
-        (make_step(order="step-first"), "did not change"),
+        (make_step(order="step-first"), "between a forward pass and its backward"),
         (make_step(order="zero-first"), "did not change"),
         (make_step(as_tensor=True), "Python float"),
-        (make_step(own_optimizer=True), "with AdamW"),
+        (make_step(own_optimizer=True), "step the optimizer you are given"),
+        (make_step(order="sgd-by-hand"), "with AdamW"),
     ],
 )
 def test_training_step_names_the_mistake(wrong, phrase):
@@ -210,15 +197,19 @@ def test_training_step_names_the_mistake(wrong, phrase):
 
 
 def test_training_step_unknown_mistake_is_still_caught():
-    def halved(model, batch, optimizer, max_grad_norm):
-        return reference_training_step(model, batch, optimizer, max_grad_norm / 2)
+    def halved(model, micro_batches, optimizer, scheduler, max_grad_norm):
+        return reference_training_step(
+            model, micro_batches, optimizer, scheduler, max_grad_norm / 2
+        )
 
-    with pytest.raises(CheckFailed, match="differ from the reference"):
+    with pytest.raises(
+        CheckFailed, match=r"after step 1 \(with clipping\) differs by up to .*\n   expected row"
+    ):
         check_training_step(halved)
 
 
 def test_training_step_lets_not_implemented_through():
-    def unsolved(model, batch, optimizer, max_grad_norm):
+    def unsolved(model, micro_batches, optimizer, scheduler, max_grad_norm):
         raise NotImplementedError("exercise")
 
     with pytest.raises(NotImplementedError):
@@ -230,7 +221,7 @@ def test_training_step_lets_not_implemented_through():
 # ---------------------------------------------------------------------------------------------
 
 
-def student_mlm_loss(rows="labelled", ignore=True, reduction="mean", bias=True, gelu=True):
+def student_mlm_loss(rows="labelled", reduction="mean", bias=True, gelu=True):
     """The sparse MLM loss as a student would write it, with one choice made."""
 
     def sparse_mlm_loss(last_hidden_state, labels, head):
@@ -242,39 +233,66 @@ def student_mlm_loss(rows="labelled", ignore=True, reduction="mean", bias=True, 
         h = head.transform(hidden)
         h = head.norm(F.gelu(h) if gelu else h)
         logits = h @ head.decoder_weight.T + (head.bias if bias else 0)
-        if not ignore:
-            return F.cross_entropy(logits, targets, ignore_index=12345)
-        loss = F.cross_entropy(logits, targets, ignore_index=-100, reduction="sum")
-        return {"mean": loss / (targets != -100).sum(), "sum": loss}[reduction]
+        log_probs = logits.log_softmax(dim=-1)
+        real = targets != -100
+        picked = log_probs[real].gather(1, targets[real][:, None]).squeeze(1)
+        return {"mean": -picked.mean(), "sum": -picked.sum()}[reduction]
 
     return sparse_mlm_loss
 
 
 def test_sparse_mlm_loss_passes_a_student_version(capsys):
     check_sparse_mlm_loss(student_mlm_loss())
-    check_sparse_mlm_loss(reference_sparse_mlm_loss)
-    assert capsys.readouterr().out.count("✅ sparse_mlm_loss: correct") == 2
+    assert capsys.readouterr().out.count("✅ sparse_mlm_loss: correct") == 1
 
 
 def test_sparse_mlm_loss_refuses_bertminis_head():
     def via_head(last_hidden_state, labels, head):
         labelled = labels != -100
-        return F.cross_entropy(head(last_hidden_state[labelled]), labels[labelled])
+        log_probs = head(last_hidden_state[labelled]).log_softmax(-1)
+        return -log_probs.gather(1, labels[labelled][:, None]).mean()
 
     with pytest.raises(CheckFailed, match="bertmini's own MaskedLMHead, which refuses"):
         check_sparse_mlm_loss(via_head)
 
 
 @pytest.mark.parametrize(
+    "shortcut",
+    [
+        lambda logits, targets: F.cross_entropy(logits, targets),
+        lambda logits, targets: nn.CrossEntropyLoss()(logits, targets),
+        lambda logits, targets: F.nll_loss(logits.log_softmax(-1), targets),
+    ],
+    ids=["F.cross_entropy", "nn.CrossEntropyLoss", "F.nll_loss"],
+)
+def test_sparse_mlm_loss_refuses_pytorchs_cross_entropy(shortcut):
+    """The exercise writes the cross-entropy: PyTorch's refuses inside the check only."""
+
+    def with_shortcut(last_hidden_state, labels, head):
+        labelled = labels != -100
+        h = head.norm(F.gelu(head.transform(last_hidden_state[labelled])))
+        return shortcut(h @ head.decoder_weight.T + head.bias, labels[labelled])
+
+    with pytest.raises(CheckFailed, match="PyTorch's own cross_entropy, which refuses"):
+        check_sparse_mlm_loss(with_shortcut)
+    logits, targets = torch.randn(3, 5), torch.tensor([0, 4, 2])  # and works again afterwards
+    torch.testing.assert_close(shortcut(logits, targets), F.cross_entropy(logits, targets))
+
+
+def test_sparse_mlm_loss_refuses_the_reference_which_calls_cross_entropy():
+    with pytest.raises(CheckFailed, match="PyTorch's own cross_entropy, which refuses"):
+        check_sparse_mlm_loss(reference_sparse_mlm_loss)
+
+
+@pytest.mark.parametrize(
     "wrong, words",
     [
         (student_mlm_loss(rows="all"), "the head ran on 40 positions, but only"),
-        (student_mlm_loss(rows="all", ignore=False), "met the label -100"),
         (student_mlm_loss(reduction="sum"), "summed"),
         (student_mlm_loss(bias=False), "bias is missing"),
         (student_mlm_loss(gelu=False), "GELU is missing"),
-        (lambda h, y, head: reference_sparse_mlm_loss(h, y, head).detach(), "no gradient"),
-        (lambda h, y, head: reference_sparse_mlm_loss(h, y, head).item(), "0-d tensor"),
+        (lambda h, y, head: student_mlm_loss()(h, y, head).detach(), "no gradient"),
+        (lambda h, y, head: student_mlm_loss()(h, y, head).item(), "0-d tensor"),
     ],
 )
 def test_sparse_mlm_loss_mistakes_are_named(wrong, words):
@@ -282,15 +300,25 @@ def test_sparse_mlm_loss_mistakes_are_named(wrong, words):
         check_sparse_mlm_loss(wrong)
 
 
+def test_sparse_mlm_loss_label_minus_100_as_an_index_is_explained():
+    def unselected(last_hidden_state, labels, head):
+        h = head.norm(F.gelu(head.transform(last_hidden_state)))
+        log_probs = (h @ head.decoder_weight.T + head.bias).log_softmax(-1)
+        return -log_probs.gather(-1, labels[..., None]).mean()
+
+    with pytest.raises(CheckFailed, match="the label -100 reached the loss"):
+        check_sparse_mlm_loss(unselected)
+
+
 def test_training_step_refuses_bertminis_training_step():
     from bertmini.train import training_step
 
-    def via_bertmini(model, batch, optimizer, max_grad_norm):
+    def via_bertmini(model, micro_batches, optimizer, scheduler, max_grad_norm):
         model.train()
         scaler = torch.amp.GradScaler("cpu", enabled=False)
-        return float(
-            training_step(model, [batch], optimizer, scaler, "fp32", max_grad_norm)["loss"]
-        )
+        metrics = training_step(model, micro_batches, optimizer, scaler, "fp32", max_grad_norm)
+        scheduler.step()
+        return float(metrics["loss"])
 
     with pytest.raises(CheckFailed, match="bertmini's own training_step, which refuses"):
         check_training_step(via_bertmini)

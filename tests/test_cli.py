@@ -28,20 +28,7 @@ TINY_PRETRAIN = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; more only fight over busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(autouse=True)
-def ci_profile(monkeypatch):
-    monkeypatch.setenv("BERTMINI_PROFILE", "ci")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+pytestmark = pytest.mark.usefixtures("one_thread", "ci_offline")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from bertmini.data.corpus import (
     NAMES,
     POLARITY_WORDS,
     SEEN_POLARITY_WORDS,
+    STANCE_VERBS,
     TOPICS,
     generate_corpus,
     polarity_words_in,
@@ -223,7 +224,50 @@ def test_sentiment_words_probe_matches_the_review(probe_sets):
         assert correct[0] == int(positive_stars), item.text
 
 
+def _stance(line):
+    """(polarity of the stance verb, the word two on) of "i loved the superb food."."""
+    words = line.rstrip(".").split()
+    polarity = next(p for p, verbs in STANCE_VERBS.items() if words[1] in verbs)
+    return polarity, words[3]
+
+
+def test_comment_threads_put_the_stance_next_to_the_word(corpus):
+    assert not any(d[0].split()[1] in STANCE_VERBS[0] + STANCE_VERBS[1] for d in corpus.train)
+    mixed = generate_corpus(seed=0, num_documents=SMALL, comment_share=0.4)
+    assert mixed.comment_share == 0.4 and "comment threads (40%)" in mixed.describe()
+    threads = [
+        d
+        for d in mixed.train
+        if d[0].split()[0] in ("i", "we")
+        and len(d[0]) < 60
+        and d[0].split()[1] in STANCE_VERBS[0] + STANCE_VERBS[1]
+    ]
+    assert 0.33 < len(threads) / len(mixed.train) < 0.47
+    stances = set()
+    for thread in threads:
+        assert 3 <= len(thread) <= 6
+        for line in thread:
+            polarity, word = _stance(line)
+            assert POLARITY_WORDS[word][0] == polarity, line
+            stances.add(polarity)
+    assert stances == {0, 1}
+    only = generate_corpus(seed=0, num_documents=200, review_share=0.0, comment_share=1.0)
+    assert all(_stance(line) for d in only.train for line in d)
+
+
+def test_stance_words_probe_masks_the_word_after_the_verb(probe_sets):
+    for item in probe_sets["stance_words"]:
+        line = next(s for s in item.text.split(". ") if MASK in s)
+        polarity, masked = _stance(line)
+        assert masked == MASK
+        correct, incorrect = POLARITY_WORDS[item.correct], POLARITY_WORDS[item.incorrect]
+        assert {item.correct, item.incorrect} <= set(HELD_OUT_POLARITY_WORDS)
+        assert correct == (polarity, incorrect[1]) and incorrect[0] == 1 - polarity
+
+
 def test_bad_arguments_raise_clear_errors():
+    with pytest.raises(ValueError, match="comment_share"):
+        generate_corpus(review_share=0.7, comment_share=0.4)
     with pytest.raises(TypeError, match="seed"):
         generate_corpus(seed="zero")
     with pytest.raises(ValueError, match="num_documents"):

@@ -39,15 +39,7 @@ PAIRS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def one_thread_ci_offline(monkeypatch):
-    monkeypatch.setenv("BERTMINI_PROFILE", "ci")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread", "ci_offline")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

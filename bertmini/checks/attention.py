@@ -252,7 +252,6 @@ def check_scaled_dot_product_attention(attention: Callable) -> None:
             scaled_dot_product_attention,
             _sdpa_inputs_maker(with_mask),
             _SDPA_MISTAKES,
-            trials=2,
             refuse=[name],
             names=("output", "weights"),
         )

@@ -8,13 +8,14 @@ weights over, and compares the logits.
 """
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..model import BertConfig, Embeddings, MaskedLMHead
-from . import Mistake, call_student, compare, fail, passed, tiny_config
+from . import Mistake, call_student, compare, diagnose, fail, passed, tiny_config
 
 
 def _small_config() -> BertConfig:
@@ -139,7 +140,6 @@ def check_embeddings(embed: Callable) -> None:
         _embedding_inputs,
         EMBEDDING_MISTAKES,
         atol=1e-5,
-        trials=2,
         refuse=["Embeddings"],
     )
     _check_dropout(embed, "embed")
@@ -172,113 +172,107 @@ def _head_variant(reference: MaskedLMHead, order: str = "dense gelu norm", bias:
     return head
 
 
+def _head_structure(student, config: BertConfig, word_embeddings: nn.Embedding) -> list:
+    """What the check needs of the student's head, as ordered (predicate, advice) pairs: the
+    names the exercise gives, then the tied decoder, the output bias and the LayerNorm's eps."""
+    decoder = getattr(student, "decoder_weight", None)
+    tied = decoder is word_embeddings.weight
+    norm = getattr(student, "norm", None)
+    bias = getattr(student, "bias", None)
+    return [
+        *(
+            (
+                not isinstance(getattr(student, attribute, None), kind),
+                f"expected self.{attribute} to be an nn.{kind.__name__} (the names are given "
+                "in the exercise, so the check can copy weights into it).",
+            )
+            for attribute, kind in (("transform", nn.Linear), ("norm", nn.LayerNorm))
+        ),
+        (decoder is None, "expected self.decoder_weight: the (vocab, hidden) decoder matrix."),
+        (
+            not tied
+            and isinstance(decoder, torch.Tensor)
+            and decoder.data_ptr() == word_embeddings.weight.data_ptr(),
+            "self.decoder_weight shares memory with the embeddings but is another Parameter, "
+            "so it is not tied: assign the Parameter itself, "
+            "self.decoder_weight = word_embeddings.weight.",
+        ),
+        (
+            not tied,
+            "the decoder is a new matrix, not tied to the word embeddings. BERT reuses the input "
+            "embedding matrix as the output projection: self.decoder_weight = "
+            "word_embeddings.weight (one tensor, two uses; it saves vocab x hidden = "
+            f"{config.vocab_size * config.hidden_size} parameters here, 23M in BERT-base).",
+        ),
+        (
+            not isinstance(bias, nn.Parameter) or bias.shape != (config.vocab_size,),
+            "the output bias is missing: BERT's decoder adds one learned value per vocabulary "
+            "word, self.bias = nn.Parameter(torch.zeros(config.vocab_size)).",
+        ),
+        (
+            getattr(norm, "eps", None) != config.layer_norm_eps,
+            f"the LayerNorm eps is {getattr(norm, 'eps', None)}; BERT's is "
+            f"config.layer_norm_eps ({config.layer_norm_eps}).",
+        ),
+    ]
+
+
+def _head_mistakes(reference: MaskedLMHead) -> list[Mistake]:
+    v = partial(_head_variant, reference)
+    gelu_norm = "LayerNorm(GELU(dense(h)))"
+    return [
+        Mistake(
+            v("dense norm gelu"),
+            f"LayerNorm and GELU are in the wrong order: BERT's transform is {gelu_norm}, then "
+            "the decoder.",
+        ),
+        Mistake(
+            v("dense gelu norm", bias=False),
+            "the output bias is never added: the logits are h @ decoder_weight.T + bias "
+            "(F.linear(h, self.decoder_weight, self.bias)).",
+        ),
+        Mistake(v("dense norm"), f"the GELU is missing: {gelu_norm}."),
+        Mistake(v("dense gelu"), f"the LayerNorm is missing: {gelu_norm}."),
+        Mistake(
+            v("gelu norm"), "the dense transform is missing: LayerNorm(GELU(self.transform(h)))."
+        ),
+        Mistake(v("dense relu norm"), "the transform uses ReLU; BERT uses the exact GELU: F.gelu."),
+        Mistake(
+            v("dense tanh_gelu norm"),
+            "the transform uses the tanh approximation of GELU; BERT uses the exact one: "
+            "F.gelu(h) (no approximate='tanh').",
+        ),
+    ]
+
+
 def check_mlm_head(head_class: Callable) -> None:
     """Check a class `head_class(config, word_embeddings)` whose forward maps
     (..., hidden) -> (..., vocab) as BERT's MLM head, with the decoder tied to the embeddings."""
     name = "MaskedLMHead"
     config = _small_config()
-    generator = torch.Generator().manual_seed(7)
     word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size)
     student = call_student(name, head_class, config, word_embeddings, refuse=["MaskedLMHead"])
-    for attribute, kind in (("transform", nn.Linear), ("norm", nn.LayerNorm)):
-        if not isinstance(getattr(student, attribute, None), kind):
-            fail(
-                name,
-                f"expected self.{attribute} to be an nn.{kind.__name__} (the names are "
-                "given in the exercise, so the check can copy weights into it).",
-            )
-    decoder = getattr(student, "decoder_weight", None)
-    if decoder is None:
-        fail(name, "expected self.decoder_weight: the (vocab, hidden) decoder matrix.")
-    if decoder is not word_embeddings.weight:
-        if (
-            isinstance(decoder, torch.Tensor)
-            and decoder.data_ptr() == word_embeddings.weight.data_ptr()
-        ):
-            fail(
-                name,
-                "self.decoder_weight shares memory with the embeddings but is another "
-                "Parameter, so it is not tied: assign the Parameter itself, "
-                "self.decoder_weight = word_embeddings.weight.",
-            )
-        fail(
-            name,
-            "the decoder is a new matrix, not tied to the word embeddings. BERT reuses "
-            "the input embedding matrix as the output projection: "
-            "self.decoder_weight = word_embeddings.weight (one tensor, two uses; it saves "
-            f"vocab x hidden = {config.vocab_size * config.hidden_size} parameters here, 23M "
-            "in BERT-base).",
-        )
-    bias = getattr(student, "bias", None)
-    if not isinstance(bias, nn.Parameter) or bias.shape != (config.vocab_size,):
-        fail(
-            name,
-            "the output bias is missing: BERT's decoder adds one learned value per "
-            "vocabulary word, self.bias = nn.Parameter(torch.zeros(config.vocab_size)).",
-        )
-    if student.norm.eps != config.layer_norm_eps:
-        fail(
-            name,
-            f"the LayerNorm eps is {student.norm.eps}; BERT's is config.layer_norm_eps "
-            f"({config.layer_norm_eps}).",
-        )
+    diagnose(name, _head_structure(student, config, word_embeddings))
 
     reference = MaskedLMHead(config, word_embeddings)
-    _randomise(reference, generator)  # word_embeddings too: the tied matrix is shared
+    _randomise(reference, torch.Generator().manual_seed(7))  # word_embeddings too: they are tied
     with torch.no_grad():
         student.transform.load_state_dict(reference.transform.state_dict())
         student.norm.load_state_dict(reference.norm.state_dict())
         student.bias.copy_(reference.bias)
     student.eval()
 
-    def make_inputs(g: torch.Generator) -> tuple:
-        return (torch.randn(2, 5, config.hidden_size, generator=g),)
-
     def student_forward(hidden):
         with torch.no_grad():
             return student(hidden)
 
-    mistakes = [
-        Mistake(
-            _head_variant(reference, "dense norm gelu"),
-            "LayerNorm and GELU are in the wrong order: BERT's transform is "
-            "LayerNorm(GELU(dense(h))), then the decoder.",
-        ),
-        Mistake(
-            _head_variant(reference, "dense gelu norm", bias=False),
-            "the output bias is never added: the logits are h @ decoder_weight.T + bias "
-            "(F.linear(h, self.decoder_weight, self.bias)).",
-        ),
-        Mistake(
-            _head_variant(reference, "dense norm"),
-            "the GELU is missing: LayerNorm(GELU(dense(h))).",
-        ),
-        Mistake(
-            _head_variant(reference, "dense gelu"),
-            "the LayerNorm is missing: LayerNorm(GELU(dense(h))).",
-        ),
-        Mistake(
-            _head_variant(reference, "gelu norm"),
-            "the dense transform is missing: LayerNorm(GELU(self.transform(h))).",
-        ),
-        Mistake(
-            _head_variant(reference, "dense relu norm"),
-            "the transform uses ReLU; BERT uses the exact GELU: F.gelu.",
-        ),
-        Mistake(
-            _head_variant(reference, "dense tanh_gelu norm"),
-            "the transform uses the tanh approximation of GELU; BERT uses the exact one: "
-            "F.gelu(h) (no approximate='tanh').",
-        ),
-    ]
     compare(
         name,
         student_forward,
-        lambda hidden: _head_variant(reference)(hidden),
-        make_inputs,
-        mistakes,
+        _head_variant(reference),
+        lambda g: (torch.randn(2, 5, config.hidden_size, generator=g),),
+        _head_mistakes(reference),
         atol=1e-4,
-        trials=2,
         refuse=["MaskedLMHead"],
     )
     passed(name, "decoder tied to the word embeddings, same logits as bertmini.model.MaskedLMHead")

@@ -125,7 +125,7 @@ def check_mask_tokens(mask_tokens_fn: Callable) -> None:
     for trial, probability in enumerate((0.15, 0.3)):
         input_ids, special = make_masking_batch(torch.Generator().manual_seed(99 + trial))
         masked, labels = _call(mask_tokens_fn, input_ids, special, replacement_ids, probability)
-        _diagnose_masking(name, input_ids, special, masked, labels, replacement_ids, probability)
+        _diagnose_masking(name, input_ids, special, masked, labels, probability)
         _diagnose_replacements(name, input_ids, masked, labels, replacement_ids)
         if trial == 0:
             summary = _summary(mask_statistics(input_ids, special, masked, labels, MASK_ID))
@@ -133,7 +133,7 @@ def check_mask_tokens(mask_tokens_fn: Callable) -> None:
     # (its last, say) or a draw over the range min..max shows.
     input_ids, special = make_masking_batch(torch.Generator().manual_seed(101))
     masked, labels = _call(mask_tokens_fn, input_ids, special, SMALL_POOL, 0.15)
-    _diagnose_masking(name, input_ids, special, masked, labels, SMALL_POOL, 0.15)
+    _diagnose_masking(name, input_ids, special, masked, labels, 0.15)
     _diagnose_replacements(name, input_ids, masked, labels, SMALL_POOL)
     # The same seed must give the same masks: the randomness comes from `generator` only.
     small_ids, small_special = make_masking_batch(torch.Generator().manual_seed(7), 64, 32)
@@ -200,78 +200,88 @@ def _call(fn, input_ids, special, replacement_ids, probability, seed=0):
     return result[0].long(), result[1].long()
 
 
-def _diagnose_masking(name, input_ids, special, masked, labels, replacement_ids, probability):
+def _diagnose_masking(name, input_ids, special, masked, labels, probability):
+    """Which tokens were chosen and labelled, then how many, then how they were corrupted."""
+    _diagnose_labels(name, input_ids, special, masked, labels, probability)
+    stats = mask_statistics(input_ids, special, masked, labels, MASK_ID)
+    _diagnose_rate(name, stats["chosen_rate"], probability)
+    _diagnose_split(name, stats["mask_share"], stats["random_share"], stats["keep_share"])
+
+
+def _diagnose_labels(name, input_ids, special, masked, labels, probability):
+    """Labels only at chosen real tokens, holding their original ids: ordered (predicate,
+    advice) pairs, the first that holds names the mistake."""
     real = ~special
     labelled = labels != IGNORE_INDEX
     changed = masked != input_ids
-    if labelled[real].float().mean() > 0.5:
-        if (labels[real] == input_ids[real]).float().mean() > 0.5:
-            fail(
-                name,
-                f"{labelled[real].float().mean():.0%} of the real tokens have a label: labels must "
-                "be -100 everywhere except the chosen positions (`torch.where(chosen, input_ids, "
-                "-100)`), or the loss trains on copying visible tokens.",
-            )
-        common = int(labels[real].mode().values)
-        fail(
-            name,
-            f"most labels are {common}: positions that were not chosen must have the label -100, "
-            "the ignore_index of cross_entropy, so they add nothing to the loss.",
-        )
+    labelled_share = float(labelled[real].float().mean())
     touched = (labelled | changed) & special
-    if touched.any():
-        padding = touched & (input_ids == PAD_ID)
-        others = int(touched.sum()) - int(padding.sum())
-        if others * 4 < int(padding.sum()):
-            fail(
-                name,
-                f"{int(padding.sum())} padding positions were chosen (and {others} [CLS]/[SEP]/"
-                f"[UNK]): you took {probability:.0%} of all positions, padding included. "
-                "[PAD] is not text; choose only where "
-                "special_tokens_mask is False (it is True on padding too).",
-            )
-        fail(
-            name,
-            f"{int(touched.sum())} special positions were chosen ({int(padding.sum())} of them "
-            "[PAD], the rest [CLS]/[SEP]/[UNK]). Only real tokens may be chosen: "
-            "`chosen = (torch.rand(...) < mlm_probability) & ~special_tokens_mask`. Padding and "
+    padding = int((touched & (input_ids == PAD_ID)).sum())
+    others = int(touched.sum()) - padding
+    wrong_labels = not torch.equal(labels[labelled], input_ids[labelled])
+    diagnoses = [
+        (
+            labelled_share > 0.5 and (labels[real] == input_ids[real]).float().mean() > 0.5,
+            f"{labelled_share:.0%} of the real tokens have a label: labels must be -100 "
+            "everywhere except the chosen positions (`torch.where(chosen, input_ids, -100)`), "
+            "or the loss trains on copying visible tokens.",
+        ),
+        (
+            labelled_share > 0.5,
+            f"most labels are {int(labels[real].mode().values)}: positions that were not chosen "
+            "must have the label -100, the ignore_index of cross_entropy, so they add nothing "
+            "to the loss.",
+        ),
+        (
+            touched.any() and others * 4 < padding,
+            f"{padding} padding positions were chosen (and {others} [CLS]/[SEP]/[UNK]): you "
+            f"took {probability:.0%} of all positions, padding included. [PAD] is not text; "
+            "choose only where special_tokens_mask is False (it is True on padding too).",
+        ),
+        (
+            touched.any(),
+            f"{int(touched.sum())} special positions were chosen ({padding} of them [PAD], the "
+            "rest [CLS]/[SEP]/[UNK]). Only real tokens may be chosen: `chosen = "
+            "(torch.rand(...) < mlm_probability) & ~special_tokens_mask`. Padding and "
             "[CLS]/[SEP] are not words to predict.",
-        )
-    if (changed & ~labelled).any():
-        fail(
-            name,
+        ),
+        (
+            (changed & ~labelled).any(),
             f"{int((changed & ~labelled).sum())} tokens were changed but have label -100: every "
             "position you corrupt must be labelled with its original id.",
-        )
-    if not torch.equal(labels[labelled], input_ids[labelled]):
-        if torch.equal(labels[labelled], masked[labelled]):
-            fail(
-                name,
-                "the labels hold the corrupted ids ([MASK] or the random token): they must hold "
-                "the original ids, taken from input_ids before masking.",
-            )
-        fail(name, "at chosen positions the label must be the original id (input_ids there).")
+        ),
+        (
+            wrong_labels and torch.equal(labels[labelled], masked[labelled]),
+            "the labels hold the corrupted ids ([MASK] or the random token): they must hold "
+            "the original ids, taken from input_ids before masking.",
+        ),
+        (wrong_labels, "at chosen positions the label must be the original id (input_ids there)."),
+    ]
+    diagnose(name, diagnoses)
 
-    stats = mask_statistics(input_ids, special, masked, labels, MASK_ID)
-    rate = stats["chosen_rate"]
-    if abs(rate - probability) > 0.01:
-        if probability != 0.15 and abs(rate - 0.15) < 0.01:
-            fail(name, f"you chose 15% with mlm_probability={probability}: use the argument.")
-        if rate < probability:
-            fail(
-                name,
-                f"only {rate:.1%} of the real tokens were chosen instead of {probability:.0%}: "
-                "if you counted 15% of *all* positions (padding and [CLS]/[SEP] included) and "
-                "then dropped the special ones, too few real tokens remain. Choose each real "
-                "token independently with probability mlm_probability.",
-            )
-        fail(
-            name,
+
+def _diagnose_rate(name: str, rate: float, probability: float) -> None:
+    """Each real token chosen with probability `probability`: ordered (predicate, advice)."""
+    off = abs(rate - probability) > 0.01
+    diagnoses = [
+        (
+            off and probability != 0.15 and abs(rate - 0.15) < 0.01,
+            f"you chose 15% with mlm_probability={probability}: use the argument.",
+        ),
+        (
+            off and rate < probability,
+            f"only {rate:.1%} of the real tokens were chosen instead of {probability:.0%}: "
+            "if you counted 15% of *all* positions (padding and [CLS]/[SEP] included) and "
+            "then dropped the special ones, too few real tokens remain. Choose each real "
+            "token independently with probability mlm_probability.",
+        ),
+        (
+            off,
             f"{rate:.1%} of the real tokens were chosen; expected mlm_probability = "
             f"{probability:.0%} of them (each independently).",
-        )
-
-    _diagnose_split(name, stats["mask_share"], stats["random_share"], stats["keep_share"])
+        ),
+    ]
+    diagnose(name, diagnoses)
 
 
 def _diagnose_split(name: str, mask_share: float, random_share: float, keep_share: float) -> None:
@@ -394,16 +404,36 @@ def check_nsp_pair(sample_nsp_pair_fn: Callable) -> None:
     name = "sample_nsp_pair"
     setup = random.Random(2024)
     documents = _nsp_documents(setup)
-    where = {sentence: (d, s) for d, doc in enumerate(documents) for s, sentence in enumerate(doc)}
     draws = []
     for _ in range(4000):
         d = setup.randrange(len(documents))
         draws.append((d, setup.randrange(len(documents[d]) - 1)))
     # Then the same few sentence A's, each drawn 100 times: NotNext must vary from draw to draw.
     draws += [(d, 0) for d in (0, 17, 39) for _ in range(100)]
+    results = _run_nsp_twice(name, sample_nsp_pair_fn, documents, draws)
+    tally = _tally_nsp(name, documents, draws, results)
+    _diagnose_nsp_pairs(name, tally, len(draws))
+    _diagnose_not_next_documents(name, tally["not_next_docs"], len(documents))
+    if len(tally["other_documents"]) < 0.8 * len(documents):
+        fail(
+            name,
+            f"NotNext Bs came from only {len(tally['other_documents'])} of {len(documents)} "
+            "documents: pick the other document uniformly at random.",
+        )
+    passed(
+        name,
+        f"{tally['num_next'] / len(draws):.1%} IsNext over {len(draws):,} draws; NotNext B "
+        "always from another document",
+    )
 
-    def run(seed: int) -> list:
-        rng = random.Random(seed)
+
+def _run_nsp_twice(name: str, sample_nsp_pair_fn: Callable, documents, draws) -> list:
+    """The student's pairs for `draws`, from an rng seeded 0; the same on a second run with
+    the `random` module's state set differently (then put back, so the notebook's own random
+    numbers are not disturbed)."""
+
+    def run() -> list:
+        rng = random.Random(0)
         results = []
         for d, s in draws:
             copy = [list(doc) for doc in documents]
@@ -412,13 +442,11 @@ def check_nsp_pair(sample_nsp_pair_fn: Callable) -> None:
                 fail(name, "your function changed `documents`; only read it.")
         return results
 
-    # The `random` module's state must not matter: set it differently for two runs (and put
-    # it back afterwards, so the notebook's own random numbers are not disturbed).
     state = random.getstate()
     random.seed(111)
-    results = run(seed=0)
+    results = run()
     random.seed(777)
-    again = run(seed=0)
+    again = run()
     random.setstate(state)
     if again != results:
         fail(
@@ -427,11 +455,15 @@ def check_nsp_pair(sample_nsp_pair_fn: Callable) -> None:
             "from the `rng` argument (rng.random(), rng.randrange, rng.choice), not from the "
             "`random` module, so a seed reproduces the data.",
         )
+    return results
 
-    next_ok = not_next_from_other = 0
-    num_next = num_not_next = 0
-    same_document, first_sentences, other_documents = 0, 0, set()
-    not_next_docs: dict[tuple, list[int]] = {}  # A's (doc, sentence) -> its NotNext Bs' docs
+
+def _tally_nsp(name: str, documents, draws, results) -> dict:
+    """Fail on a malformed pair; else count what the pairs are (the keys below)."""
+    where = {sentence: (d, s) for d, doc in enumerate(documents) for s, sentence in enumerate(doc)}
+    tally = dict(next_ok=0, num_next=0, not_next_from_other=0, num_not_next=0, same_document=0)
+    tally.update(first_sentences=0, other_documents=set())
+    tally["not_next_docs"] = {}  # A's (doc, sentence) -> the documents of its NotNext Bs
     for (d, s), result in zip(draws, results, strict=True):
         if not (isinstance(result, (tuple, list)) and len(result) == 3):
             fail(name, f"return a tuple (sentence_a, sentence_b, label), got {result!r:.100}")
@@ -448,58 +480,50 @@ def check_nsp_pair(sample_nsp_pair_fn: Callable) -> None:
             fail(name, f"sentence_b must be a sentence of `documents`, got {b!r:.80}")
         b_doc, b_pos = where[b]
         if label == IS_NEXT:
-            num_next += 1
-            next_ok += (b_doc, b_pos) == (d, s + 1)
+            tally["num_next"] += 1
+            tally["next_ok"] += (b_doc, b_pos) == (d, s + 1)
         else:
-            num_not_next += 1
-            not_next_from_other += b_doc != d
-            same_document += b_doc == d
-            first_sentences += b_pos == 0
-            other_documents.add(b_doc)
-            not_next_docs.setdefault((d, s), []).append(b_doc)
+            tally["num_not_next"] += 1
+            tally["not_next_from_other"] += b_doc != d
+            tally["same_document"] += b_doc == d
+            tally["first_sentences"] += b_pos == 0
+            tally["other_documents"].add(b_doc)
+            tally["not_next_docs"].setdefault((d, s), []).append(b_doc)
+    return tally
 
-    next_rate = num_next / len(draws)
-    diagnose(
-        name,
-        [
-            (
-                next_ok < 0.5 * num_next and not_next_from_other < 0.5 * num_not_next,
-                "the labels are swapped: 0 means IsNext (B really follows A) and 1 means "
-                "NotNext (B from another document), as in Hugging Face.",
-            ),
-            (
-                abs(next_rate - 0.5) > 0.04,
-                f"{next_rate:.1%} of the pairs are IsNext; expected 50% "
-                "(`if rng.random() < 0.5:` IsNext, else NotNext).",
-            ),
-            (
-                next_ok < num_next,
-                f"{num_next - next_ok} of {num_next} IsNext pairs do not have the next "
-                "sentence as B: B must be documents[doc_index][sentence_index + 1].",
-            ),
-            (
-                same_document > 0,
-                f"{same_document} of {num_not_next} NotNext Bs came from A's own document: "
-                "draw the random document among the *other* documents, or the label is a lie.",
-            ),
-            (
-                first_sentences == num_not_next,
-                "every NotNext B is the first sentence of its document: the model could "
-                "spot NotNext by how openings look. Pick a random sentence of the other document.",
-            ),
-        ],
-    )
-    _diagnose_not_next_documents(name, not_next_docs, len(documents))
-    if len(other_documents) < 0.8 * len(documents):
-        fail(
-            name,
-            f"NotNext Bs came from only {len(other_documents)} of {len(documents)} "
-            "documents: pick the other document uniformly at random.",
-        )
-    passed(
-        name,
-        f"{next_rate:.1%} IsNext over {len(draws):,} draws; NotNext B always from another document",
-    )
+
+def _diagnose_nsp_pairs(name: str, tally: dict, num_draws: int) -> None:
+    """Labels, the IsNext rate, and where B comes from: ordered (predicate, advice) pairs."""
+    num_next, num_not_next = tally["num_next"], tally["num_not_next"]
+    next_rate = num_next / num_draws
+    diagnoses = [
+        (
+            tally["next_ok"] < 0.5 * num_next and tally["not_next_from_other"] < 0.5 * num_not_next,
+            "the labels are swapped: 0 means IsNext (B really follows A) and 1 means "
+            "NotNext (B from another document), as in Hugging Face.",
+        ),
+        (
+            abs(next_rate - 0.5) > 0.04,
+            f"{next_rate:.1%} of the pairs are IsNext; expected 50% "
+            "(`if rng.random() < 0.5:` IsNext, else NotNext).",
+        ),
+        (
+            tally["next_ok"] < num_next,
+            f"{num_next - tally['next_ok']} of {num_next} IsNext pairs do not have the next "
+            "sentence as B: B must be documents[doc_index][sentence_index + 1].",
+        ),
+        (
+            tally["same_document"] > 0,
+            f"{tally['same_document']} of {num_not_next} NotNext Bs came from A's own document: "
+            "draw the random document among the *other* documents, or the label is a lie.",
+        ),
+        (
+            tally["first_sentences"] == num_not_next,
+            "every NotNext B is the first sentence of its document: the model could "
+            "spot NotNext by how openings look. Pick a random sentence of the other document.",
+        ),
+    ]
+    diagnose(name, diagnoses)
 
 
 def _diagnose_not_next_documents(name: str, not_next_docs: dict, num_documents: int) -> None:

@@ -266,6 +266,27 @@ def reference_evaluate_accuracy(model: nn.Module, loader) -> float:
     return correct / total
 
 
+def _random_examples(
+    count: int, vocab_size: int, generator: torch.Generator, num_labels: int = 0
+) -> list[dict[str, torch.Tensor]]:
+    """`count` examples [CLS] ... [SEP] of 4 to 11 random ids, each labelled at random among
+    `num_labels` classes, or 0 when num_labels is 0 (the caller sets the labels)."""
+    examples = []
+    for _ in range(count):
+        length = int(torch.randint(4, 12, (), generator=generator))
+        input_ids = torch.randint(5, vocab_size, (length,), generator=generator)
+        input_ids[0], input_ids[-1] = 2, 3  # [CLS] ... [SEP]
+        label = torch.randint(num_labels, (), generator=generator) if num_labels else 0
+        examples.append(
+            {
+                "input_ids": input_ids,
+                "token_type_ids": torch.zeros(length, dtype=torch.long),
+                "labels": torch.as_tensor(label),
+            }
+        )
+    return examples
+
+
 def make_evaluation_setup(seed: int = 0) -> tuple[BertForSequenceClassification, DataLoader]:
     """A small BERT classifier with heavy dropout, and a loader of 27 labelled examples in
     batches of 8, 8, 8 and 3. Labels are chosen so that, in eval mode, the model gets 3 of 8
@@ -281,18 +302,7 @@ def make_evaluation_setup(seed: int = 0) -> tuple[BertForSequenceClassification,
             if parameter.dim() == 2:
                 parameter.copy_(torch.randn(parameter.shape, generator=generator))
                 parameter.div_(parameter.shape[1] ** 0.5)
-    examples = []
-    for _ in range(sum(EVAL_SIZES)):
-        length = int(torch.randint(4, 12, (), generator=generator))
-        input_ids = torch.randint(5, config.vocab_size, (length,), generator=generator)
-        input_ids[0], input_ids[-1] = 2, 3  # [CLS] ... [SEP]
-        examples.append(
-            {
-                "input_ids": input_ids,
-                "token_type_ids": torch.zeros(length, dtype=torch.long),
-                "labels": torch.tensor(0),
-            }
-        )
+    examples = _random_examples(sum(EVAL_SIZES), config.vocab_size, generator)
     collate = ClassificationCollator(pad_token_id=0)
     loader = DataLoader(examples, batch_size=EVAL_BATCH, shuffle=False, collate_fn=collate)
     model.eval()
@@ -506,18 +516,7 @@ def _loop_setup(seed: int):
     config = tiny_config(hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.2, num_labels=3)
     model = BertForSequenceClassification(config).eval()
     generator = torch.Generator().manual_seed(seed)
-    examples = []
-    for _ in range(LOOP_BATCHES * 4):
-        length = int(torch.randint(4, 12, (), generator=generator))
-        input_ids = torch.randint(5, config.vocab_size, (length,), generator=generator)
-        input_ids[0], input_ids[-1] = 2, 3  # [CLS] ... [SEP]
-        examples.append(
-            {
-                "input_ids": input_ids,
-                "token_type_ids": torch.zeros(length, dtype=torch.long),
-                "labels": torch.randint(3, (), generator=generator),
-            }
-        )
+    examples = _random_examples(LOOP_BATCHES * 4, config.vocab_size, generator, num_labels=3)
     collate = ClassificationCollator(pad_token_id=0)
     loader = [collate(examples[i : i + 4]) for i in range(0, len(examples), 4)]
     optimizer = torch.optim.SGD(model.parameters(), lr=LOOP_LR)

@@ -8,7 +8,7 @@
 * `tasks`: a sentence-pair (NLI-style) task and a word-tagging task from the corpus's lexicon.
 """
 
-from bertmini.data.corpus import (
+from .corpus import (
     HELD_OUT_POLARITY_WORDS,
     POLARITY_WORDS,
     SEEN_POLARITY_WORDS,
@@ -19,7 +19,7 @@ from bertmini.data.corpus import (
     probes,
     sentiment_task,
 )
-from bertmini.data.finetuning import (
+from .finetuning import (
     ClassificationCollator,
     ClassificationDataset,
     LengthBucketSampler,
@@ -27,21 +27,21 @@ from bertmini.data.finetuning import (
     TokenClassificationDataset,
     bucketed_batches,
 )
-from bertmini.data.pretraining import (
+from .pretraining import (
     PretrainingCollator,
     PretrainingDataset,
     make_nsp_pairs,
     mask_tokens,
     tokenize_documents,
 )
-from bertmini.data.real import (
+from .real import (
     DataFileError,
     HubUnavailableError,
     load_corpus,
     load_labelled_files,
     load_task,
 )
-from bertmini.data.tasks import nli_task, tagging_task
+from .tasks import nli_task, tagging_task
 
 __all__ = [
     "ClassificationCollator",

@@ -43,6 +43,8 @@ Usage::
     corpus.texts("train")                # one string per sentence, e.g. to train a tokenizer
     task = sentiment_task(seed=0)        # {"train": [(text, label), ...], "validation", "test"}
     probe_sets = probes(seed=0)          # {"agreement": [ProbeItem, ...], "fact_recall", ...}
+
+Taught in chapter 06 (`chapters/06_mlm_nsp_data.ipynb`); chapters 03 to 09 train on it.
 """
 
 from __future__ import annotations
@@ -590,6 +592,31 @@ def _review_document(rng: random.Random) -> tuple[list[str], list[tuple[int, str
     return sentences + ending, slots
 
 
+# Comment threads: one-line opinions whose stance sits two words before the polarity word.
+STANCE_VERBS = {
+    1: ("loved", "enjoyed", "liked", "adored"),
+    0: ("hated", "disliked", "loathed", "regretted"),
+}
+
+
+def _comment_line(rng: random.Random, kind: str, polarity: int, word: str | None = None) -> str:
+    """ "i loved the superb food.": a stance verb, then a polarity word of the same polarity."""
+    aspect, _ = _aspect(rng, kind)
+    word = word or _polarity_word(rng, polarity, (1, 2, 3))
+    return f"{rng.choice(('i', 'we'))} {rng.choice(STANCE_VERBS[polarity])} the {word} {aspect}."
+
+
+def _comment_document(rng: random.Random) -> list[str]:
+    """A thread of 3-6 one-line comments on one kind of thing, each with its own stance.
+
+    Unlike a review, whose stance is spread over several sentences, a comment puts the cue
+    ("loved"/"hated") two words before the polarity word: the shortest lookup that teaches
+    which words are praise (chapter 07, "Short documents first").
+    """
+    kind = rng.choice(list(REVIEW_KINDS))
+    return [_comment_line(rng, kind, rng.randrange(2)) for _ in range(rng.randint(3, 6))]
+
+
 # ---------------------------------------------------------------------------------------------
 # The corpus
 # ---------------------------------------------------------------------------------------------
@@ -606,6 +633,7 @@ class EmbeddedCorpus:
     validation: list[list[str]]
     test: list[list[str]]
     review_share: float = 0.3
+    comment_share: float = 0.0
 
     def split(self, name: str) -> list[list[str]]:
         """The documents of split `name` ("train", "validation" or "test")."""
@@ -641,7 +669,7 @@ class EmbeddedCorpus:
                 f"{sentences} sentences, {sum(counts.values())} words, {len(counts)} distinct "
                 f"words, {characters / 1e6:.1f} MB of text",
                 f"{len(TOPICS)} topics + reviews ({self.review_share:.0%} of documents) of "
-                f"{len(REVIEW_KINDS)} kinds",
+                f"{len(REVIEW_KINDS)} kinds + comment threads ({self.comment_share:.0%})",
                 "NSP: documents stay on one topic with the same people -> NSP accuracy",
                 "facts: 'the baker is called maria' early, needed late -> probes()['fact_recall']",
                 "agreement across attractor nouns -> probes()['agreement']",
@@ -660,19 +688,25 @@ def generate_corpus(
     seed: int = 0,
     num_documents: int = 10_000,
     review_share: float = 0.3,
+    comment_share: float = 0.0,
     validation_fraction: float = 0.05,
     test_fraction: float = 0.05,
 ) -> EmbeddedCorpus:
     """Generate the embedded corpus: `num_documents` distinct documents, split three ways.
 
-    The same seed gives the same corpus on every machine (only `random.Random(seed)` is used).
-    The default, 10,000 documents, is ~2.6 MB of text (~450k words), generated in under a second.
+    `review_share` and `comment_share` are the expected shares of reviews and comment threads;
+    the rest are topic documents. The same seed gives the same corpus on every machine (only
+    `random.Random(seed)` is used). The default, 10,000 documents, is ~2.6 MB of text (~450k
+    words), generated in under a second.
     """
     _check_seed(seed)
     if not isinstance(num_documents, int) or num_documents < 3:
         raise ValueError(f"num_documents must be an int >= 3 (one per split), got {num_documents}")
-    if not 0.0 <= review_share <= 1.0:
-        raise ValueError(f"review_share must be between 0 and 1, got {review_share}")
+    if not (0.0 <= review_share and 0.0 <= comment_share and review_share + comment_share <= 1.0):
+        raise ValueError(
+            "review_share and comment_share must be >= 0 and sum to at most 1, got "
+            f"{review_share} and {comment_share}"
+        )
     if not (
         0 < validation_fraction and 0 < test_fraction and validation_fraction + test_fraction < 1
     ):
@@ -683,8 +717,11 @@ def generate_corpus(
     rng = random.Random(seed)
     documents, seen = [], set()
     while len(documents) < num_documents:
-        if rng.random() < review_share:
+        draw = rng.random()
+        if draw < review_share:
             document = _review_document(rng)[0]
+        elif draw < review_share + comment_share:
+            document = _comment_document(rng)
         else:
             document = _topic_document(rng)[0]
         key = tuple(document)
@@ -700,6 +737,7 @@ def generate_corpus(
         validation=documents[num_train : num_train + num_validation],
         test=documents[num_train + num_validation :],
         review_share=review_share,
+        comment_share=comment_share,
     )
 
 
@@ -800,6 +838,18 @@ class ProbeItem:
     incorrect: str
 
 
+def _stance_probe(rng: random.Random) -> ProbeItem:
+    """A comment thread with one held-out polarity word masked, its stance verb before it."""
+    kind, polarity = rng.choice(list(REVIEW_KINDS)), rng.randrange(2)
+    correct = _polarity_word(rng, polarity, (1, 2, 3), HELD_OUT_POLARITY_WORDS)
+    strength = (POLARITY_WORDS[correct][1],)
+    wrong = _polarity_word(rng, 1 - polarity, strength, HELD_OUT_POLARITY_WORDS)
+    lines = [_comment_line(rng, kind, rng.randrange(2)) for _ in range(rng.randint(2, 5))]
+    line = _comment_line(rng, kind, polarity, correct).replace(f" {correct} ", f" {MASK} ")
+    lines.insert(rng.randrange(len(lines) + 1), line)
+    return ProbeItem(" ".join(lines), correct, wrong)
+
+
 def probes(seed: int = 0, num_items: int = 200) -> dict[str, list[ProbeItem]]:
     """Probe sets for what pretraining on the embedded corpus should teach (chance = 50% each).
 
@@ -809,7 +859,11 @@ def probes(seed: int = 0, num_items: int = 200) -> dict[str, list[ProbeItem]]:
       correct = the name given to that role earlier, incorrect = the other name in the document.
     * "sentiment_words": a whole review with one plain aspect sentence's word replaced by
       [MASK]; correct = a held-out polarity word of the review's polarity, incorrect = a held-out
-      word of the opposite polarity and the same strength.
+      word of the opposite polarity and the same strength. The review's stance is in its other
+      sentences: the model must look across sentences.
+    * "stance_words": a comment thread with one comment's polarity word masked, its stance verb
+      two words before ("i loved the [MASK] food."); correct and incorrect as for
+      "sentiment_words". The cue is local: does the model know which held-out words are praise?
     """
     _check_seed(seed)
     if not isinstance(num_items, int) or num_items < 1:
@@ -841,7 +895,13 @@ def probes(seed: int = 0, num_items: int = 200) -> dict[str, list[ProbeItem]]:
         sentences[index] = re.sub(rf"\b{word}\.$", f"{MASK} .", sentences[index])
         sentiment_words.append(ProbeItem(" ".join(sentences), correct, wrong))
 
-    return {"agreement": agreement, "fact_recall": fact_recall, "sentiment_words": sentiment_words}
+    stance_words = [_stance_probe(rng) for _ in range(num_items)]
+    return {
+        "agreement": agreement,
+        "fact_recall": fact_recall,
+        "sentiment_words": sentiment_words,
+        "stance_words": stance_words,
+    }
 
 
 def polarity_words_in(text: str) -> list[str]:

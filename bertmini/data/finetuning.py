@@ -23,6 +23,8 @@ A batch is a dict of int64 tensors::
 
 A :class:`Task` holds a whole labelled task (its splits and label names), from the embedded
 generators (`data/tasks.py`), the hub or local files (`data/real.py`).
+
+Taught in chapter 08 (`chapters/08_finetuning.ipynb`).
 """
 
 from __future__ import annotations
@@ -38,11 +40,11 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from bertmini.data.pretraining import pad_batch
-from bertmini.model import IGNORE_INDEX
+from ..model import IGNORE_INDEX
+from .pretraining import EncodedExamples, pad_batch
 
 if TYPE_CHECKING:
-    from bertmini.tokenizer import Tokenizer
+    from ..tokenizer import Tokenizer
 
 
 @dataclass
@@ -91,7 +93,7 @@ class Task:
         return cls(name, splits, label_names, source={"task": name})
 
 
-class ClassificationDataset(Dataset):
+class ClassificationDataset(EncodedExamples):
     """Texts (or text pairs) with integer labels, tokenized once up front.
 
     Args:
@@ -159,17 +161,6 @@ class ClassificationDataset(Dataset):
     def lengths(self) -> list[int]:
         """Number of tokens of each example, special tokens included."""
         return [len(input_ids) for input_ids, _, _ in self.examples]
-
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
-        input_ids, token_type_ids, label = self.examples[index]
-        return {
-            "input_ids": torch.tensor(input_ids, dtype=torch.long),  # (seq,)
-            "token_type_ids": torch.tensor(token_type_ids, dtype=torch.long),  # (seq,)
-            "labels": torch.tensor(label, dtype=torch.long),  # ()
-        }
 
 
 def _check_texts(texts: Sequence[str], name: str) -> None:
@@ -343,7 +334,7 @@ class LengthBucketSampler(Sampler[list[int]]):
         return -(-len(self.lengths) // self.batch_size) // self.num_replicas
 
 
-def make_loader(
+def make_bucketed_loader(
     dataset: ClassificationDataset | TokenClassificationDataset,
     batch_size: int,
     shuffle: bool,

@@ -32,6 +32,8 @@ A batch is a dict of int64 tensors::
     attention_mask       (batch, seq)   1 = real token, 0 = padding
     labels               (batch, seq)   original id where masked, -100 elsewhere
     next_sentence_label  (batch,)       0 = IsNext, 1 = NotNext
+
+Taught in chapter 06 (`chapters/06_mlm_nsp_data.ipynb`).
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from ..guard import refuse_if_checked
 from ..model import IGNORE_INDEX
 
 if TYPE_CHECKING:
-    from bertmini.tokenizer import Tokenizer
+    from ..tokenizer import Tokenizer
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,20 +158,7 @@ def make_nsp_pairs(
     sentences. Here that sentence is split at a random token instead, so B is still the text
     that really follows A and the labels stay 50/50.
     """
-    if max_seq_len < 5:
-        raise ValueError(
-            f"max_seq_len must be at least 5 ([CLS] a [SEP] b [SEP]); got {max_seq_len}."
-        )
-    if not 0.0 <= short_seq_prob <= 1.0:
-        raise ValueError(f"short_seq_prob must be in [0, 1]; got {short_seq_prob}.")
-    documents = [[list(s) for s in doc if len(s) > 0] for doc in documents]
-    non_empty = [i for i, doc in enumerate(documents) if doc]
-    if len(non_empty) < 2:
-        raise ValueError(
-            f"NSP needs at least 2 non-empty documents (NotNext draws B from another one); "
-            f"got {len(non_empty)}. Pass more text, or check that your sentences are not empty."
-        )
-
+    documents, non_empty = _usable_documents(documents, max_seq_len, short_seq_prob)
     max_num_tokens = max_seq_len - 3  # room for [CLS], [SEP], [SEP]
     pairs = []
     for doc_index in non_empty:
@@ -186,33 +175,56 @@ def make_nsp_pairs(
             chunk.append(document[i])
             chunk_len += len(document[i])
             if i == len(document) - 1 or chunk_len >= target_len:
-                label = IS_NEXT if rng.random() < 0.5 else NOT_NEXT
-                # A = the first `a_end` sentences of the chunk (at least one).
-                a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
-                tokens_a = [t for sentence in chunk[:a_end] for t in sentence]
-
-                if label == NOT_NEXT:
-                    tokens_b = _random_span(
-                        documents, non_empty, doc_index, target_len - len(tokens_a), rng
-                    )
-                    # The sentences after A were not used: put them back for the next chunk.
-                    i -= len(chunk) - a_end
-                elif len(chunk) >= 2:
-                    tokens_b = [t for sentence in chunk[a_end:] for t in sentence]
-                elif len(tokens_a) >= 2:
-                    # One sentence only: its second part is the real continuation of its first.
-                    split = rng.randint(1, len(tokens_a) - 1)
-                    tokens_a, tokens_b = tokens_a[:split], tokens_a[split:]
-                else:
-                    # A one-token document end cannot be split; fall back to a random B.
-                    label = NOT_NEXT
-                    tokens_b = _random_span(documents, non_empty, doc_index, target_len - 1, rng)
-
+                tokens_a, tokens_b, label, unused = _pair_from_chunk(
+                    chunk, documents, non_empty, doc_index, target_len, rng
+                )
+                i -= unused  # the sentences after A that B did not use start the next chunk
                 truncate_pair(tokens_a, tokens_b, max_num_tokens, rng)
                 pairs.append(NspPair(tokens_a, tokens_b, label))
                 chunk, chunk_len = [], 0
             i += 1
     return pairs
+
+
+def _usable_documents(documents, max_seq_len: int, short_seq_prob: float):
+    """The documents as lists of non-empty sentences, and the indices of the non-empty ones;
+    a clear error when the arguments cannot give NSP pairs."""
+    if max_seq_len < 5:
+        raise ValueError(
+            f"max_seq_len must be at least 5 ([CLS] a [SEP] b [SEP]); got {max_seq_len}."
+        )
+    if not 0.0 <= short_seq_prob <= 1.0:
+        raise ValueError(f"short_seq_prob must be in [0, 1]; got {short_seq_prob}.")
+    documents = [[list(s) for s in doc if len(s) > 0] for doc in documents]
+    non_empty = [i for i, doc in enumerate(documents) if doc]
+    if len(non_empty) < 2:
+        raise ValueError(
+            f"NSP needs at least 2 non-empty documents (NotNext draws B from another one); "
+            f"got {len(non_empty)}. Pass more text, or check that your sentences are not empty."
+        )
+    return documents, non_empty
+
+
+def _pair_from_chunk(chunk, documents, non_empty, doc_index, target_len, rng):
+    """Split a chunk of sentences into (tokens_a, tokens_b, label, unused): A is the chunk's
+    first sentences, B the rest (IsNext) or a span of another document (NotNext); `unused`
+    counts the chunk's sentences after A that B did not take."""
+    label = IS_NEXT if rng.random() < 0.5 else NOT_NEXT
+    # A = the first `a_end` sentences of the chunk (at least one).
+    a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
+    tokens_a = [t for sentence in chunk[:a_end] for t in sentence]
+    if label == NOT_NEXT:
+        tokens_b = _random_span(documents, non_empty, doc_index, target_len - len(tokens_a), rng)
+        return tokens_a, tokens_b, label, len(chunk) - a_end
+    if len(chunk) >= 2:
+        return tokens_a, [t for sentence in chunk[a_end:] for t in sentence], label, 0
+    if len(tokens_a) >= 2:
+        # One sentence only: its second part is the real continuation of its first.
+        split = rng.randint(1, len(tokens_a) - 1)
+        return tokens_a[:split], tokens_a[split:], label, 0
+    # A one-token document end cannot be split; fall back to a random B.
+    tokens_b = _random_span(documents, non_empty, doc_index, target_len - 1, rng)
+    return tokens_a, tokens_b, NOT_NEXT, 0
 
 
 def _random_span(
@@ -241,12 +253,14 @@ def _random_span(
 # Masked language modelling
 # ---------------------------------------------------------------------------------------------
 
+MLM_PROBABILITY = 0.15  # share of tokens BERT predicts (of them 80% [MASK], 10% random, 10% kept)
+
 
 def mask_tokens(
     input_ids: Tensor,
     special_tokens_mask: Tensor | None,
     tokenizer: Tokenizer,
-    mlm_probability: float = 0.15,
+    mlm_probability: float = MLM_PROBABILITY,
     whole_word: bool = False,
     generator: torch.Generator | None = None,
 ) -> tuple[Tensor, Tensor]:
@@ -285,35 +299,16 @@ def mask_tokens(
             f"special_tokens_mask has shape {tuple(special_tokens_mask.shape)}; "
             f"expected the shape of input_ids {tuple(input_ids.shape)}."
         )
-    is_candidate = ~special_tokens_mask.bool() & (
-        input_ids != tokenizer.pad_token_id
-    )  # (batch, seq)
-
-    def uniform() -> Tensor:  # (batch, seq) in [0, 1)
-        return torch.rand(input_ids.shape, generator=generator, device=input_ids.device)
-
-    if whole_word:
-        # Every position looks up the coin flip made at the start of its word.
-        word_starts = _word_starts(input_ids, tokenizer) | ~is_candidate
-        # A '##' piece right after [CLS]/[SEP] (a word cut by truncation) starts its own word.
-        after_non_candidate = torch.ones_like(is_candidate)
-        after_non_candidate[:, 1:] = ~is_candidate[:, :-1]
-        word_starts |= after_non_candidate
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
-        start_of_word = torch.where(word_starts, positions, 0).cummax(dim=1).values  # (batch, seq)
-        chosen = (uniform() < mlm_probability).gather(1, start_of_word) & is_candidate
-    else:
-        chosen = (uniform() < mlm_probability) & is_candidate  # (batch, seq) bool
+    is_candidate = ~special_tokens_mask.bool() & (input_ids != tokenizer.pad_token_id)
+    chosen = _choose(input_ids, is_candidate, tokenizer, mlm_probability, whole_word, generator)
 
     # One draw decides the fate of each chosen token: [0, .8) mask, [.8, .9) random, else keep.
-    fate = uniform()
+    fate = torch.rand(input_ids.shape, generator=generator, device=input_ids.device)
     use_mask = chosen & (fate < 0.8)
     use_random = chosen & (fate >= 0.8) & (fate < 0.9)
 
     # Random replacements come uniformly from the non-special vocabulary.
-    allowed = torch.ones(len(tokenizer), dtype=torch.bool, device=input_ids.device)
-    allowed[special_ids] = False
-    replacement_pool = allowed.nonzero().squeeze(1)  # (num_allowed,)
+    replacement_pool = _non_special_ids(len(tokenizer), special_ids)  # (num_allowed,)
     random_index = torch.randint(
         len(replacement_pool), input_ids.shape, generator=generator, device=input_ids.device
     )
@@ -321,6 +316,30 @@ def mask_tokens(
     masked_input_ids = torch.where(use_random, replacement_pool[random_index], masked_input_ids)
     labels = torch.where(chosen, input_ids, IGNORE_INDEX)
     return masked_input_ids, labels
+
+
+def _non_special_ids(vocab_size: int, special_ids: Tensor) -> Tensor:
+    """(vocab_size - number of special ids,) int64: every id that is not special."""
+    allowed = torch.ones(vocab_size, dtype=torch.bool, device=special_ids.device)
+    allowed[special_ids] = False
+    return allowed.nonzero().squeeze(1)
+
+
+def _choose(input_ids, is_candidate, tokenizer, mlm_probability, whole_word, generator) -> Tensor:
+    """(batch, seq) bool: the candidates chosen with probability `mlm_probability` each, or,
+    with `whole_word`, all pieces of a word chosen together."""
+    draw = torch.rand(input_ids.shape, generator=generator, device=input_ids.device)
+    if not whole_word:
+        return (draw < mlm_probability) & is_candidate
+    # Every position looks up the coin flip made at the start of its word.
+    word_starts = _word_starts(input_ids, tokenizer) | ~is_candidate
+    # A '##' piece right after [CLS]/[SEP] (a word cut by truncation) starts its own word.
+    after_non_candidate = torch.ones_like(is_candidate)
+    after_non_candidate[:, 1:] = ~is_candidate[:, :-1]
+    word_starts |= after_non_candidate
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device).expand_as(input_ids)
+    start_of_word = torch.where(word_starts, positions, 0).cummax(dim=1).values  # (batch, seq)
+    return (draw < mlm_probability).gather(1, start_of_word) & is_candidate
 
 
 def _word_starts(input_ids: Tensor, tokenizer: Tokenizer) -> Tensor:
@@ -362,7 +381,27 @@ def check_dupe_factor(dupe_factor) -> None:
         raise ValueError(f"dupe_factor (--dupe-factor) must be an int >= 1; got {dupe_factor}.")
 
 
-class PretrainingDataset(Dataset):
+class EncodedExamples(Dataset):
+    """Examples kept as (input_ids, token_type_ids, label) lists of ints, each item given as
+    int64 tensors: ``input_ids`` (seq,), ``token_type_ids`` (seq,) and the label () under the
+    keyword the model's forward takes for it, ``label_name``."""
+
+    label_name = "labels"
+    examples: list[tuple[list[int], list[int], int]]
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        input_ids, token_type_ids, label = self.examples[index]
+        return {
+            "input_ids": torch.tensor(input_ids, dtype=torch.long),  # (seq,)
+            "token_type_ids": torch.tensor(token_type_ids, dtype=torch.long),  # (seq,)
+            self.label_name: torch.tensor(label, dtype=torch.long),  # ()
+        }
+
+
+class PretrainingDataset(EncodedExamples):
     """NSP pairs as unpadded examples ``[CLS] A [SEP] B [SEP]``, built once from documents.
 
     Each item is a dict: ``input_ids`` (seq,), ``token_type_ids`` (seq,) and
@@ -377,6 +416,8 @@ class PretrainingDataset(Dataset):
         dupe_factor: build pairs this many times over the corpus (different splits and random
             Bs each time); useful for a small corpus.
     """
+
+    label_name = "next_sentence_label"
 
     def __init__(
         self,
@@ -414,17 +455,6 @@ class PretrainingDataset(Dataset):
         tokenized = tokenize_documents(documents, tokenizer)
         return cls(tokenized, tokenizer, max_seq_len, seed, short_seq_prob, dupe_factor)
 
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    def __getitem__(self, index: int) -> dict[str, Tensor]:
-        input_ids, token_type_ids, label = self.examples[index]
-        return {
-            "input_ids": torch.tensor(input_ids, dtype=torch.long),  # (seq,)
-            "token_type_ids": torch.tensor(token_type_ids, dtype=torch.long),  # (seq,)
-            "next_sentence_label": torch.tensor(label, dtype=torch.long),  # ()
-        }
-
 
 def pad_batch(sequences: Sequence[Tensor], pad_value: int) -> Tensor:
     """Stack 1-D tensors into (batch, longest), padding on the right with ``pad_value``."""
@@ -443,7 +473,7 @@ class PretrainingCollator:
     def __init__(
         self,
         tokenizer: Tokenizer,
-        mlm_probability: float = 0.15,
+        mlm_probability: float = MLM_PROBABILITY,
         whole_word: bool = False,
         generator: torch.Generator | None = None,
     ) -> None:

@@ -14,6 +14,8 @@ Downloading and parsing are separate: each ``parse_*`` function takes a ``datase
 with the hub dataset's columns, so the parsing is tested on small local files of the same
 schema. Offline (``HF_DATASETS_OFFLINE=1`` / ``HF_HUB_OFFLINE=1``, or no network) a hub name
 raises :class:`HubUnavailableError`, which says how to use the embedded data or local files.
+
+Used in chapters 08 (`load_task`) and 10 (`load_corpus`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ import os
 import re
 from typing import Any
 
-from bertmini.data.pretraining import split_sentences
+from .corpus import generate_corpus, sentiment_task
+from .finetuning import Task
+from .pretraining import split_sentences
 
 HUB_CORPORA = {
     "wikitext-2": ("Salesforce/wikitext", "wikitext-2-raw-v1"),
@@ -67,8 +71,6 @@ def load_corpus(name: str, split: str = "train") -> list[list[str]]:
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"corpus name must be a non-empty string; {_known_corpora()}")
     if name == EMBEDDED_CORPUS:
-        from bertmini.data.corpus import generate_corpus
-
         _check_split(split, ("train", "validation", "test"), name)
         return [list(doc) for doc in getattr(generate_corpus(), split)]
     if name in HUB_CORPORA:
@@ -275,8 +277,6 @@ def load_task(name: str) -> dict[str, list[tuple[str, int]]]:
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"task name must be a non-empty string; {_known_tasks()}")
     if name in (EMBEDDED_TASK, EMBEDDED_CORPUS):
-        from bertmini.data.corpus import sentiment_task
-
         return {split: list(rows) for split, rows in sentiment_task().items()}
     if name in HUB_TASKS:
         path, config = HUB_TASKS[name]
@@ -578,8 +578,6 @@ def load_hub_task(
 
 def _task_from_tables(name: str, tables: dict, where: dict, record: dict, columns: tuple):
     """Tables per split -> a Task with label ids numbered by the training split's classes."""
-    from bertmini.data.finetuning import Task
-
     if "train" not in tables:
         raise DataFileError(f"{name} has no training split (got {list(tables)})")
     examples = {

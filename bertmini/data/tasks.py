@@ -17,6 +17,8 @@ other two, generated offline from the same words the corpus is made of (chapter 
 Both hold words out of the test split, as the sentiment task does: the test split uses the
 names and polarity words that training never labels (the pretraining corpus has all of them),
 so a model that learned only from the labelled examples has to read the context.
+
+Taught in chapter 08 (`chapters/08_finetuning.ipynb`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import random
 
 import torch
 
-from bertmini.data.corpus import (
+from .corpus import (
     DAYS,
     HELD_OUT_POLARITY_WORDS,
     INTENSIFIERS,
@@ -37,7 +39,7 @@ from bertmini.data.corpus import (
     TOPICS,
     Topic,
 )
-from bertmini.data.finetuning import Task
+from .finetuning import Task
 
 NLI_LABELS = ["entailment", "neutral", "contradiction"]  # MNLI's order
 TAGS = ["O", "NAME", "ROLE", "THING", "ACTION", "PLACE", "POSITIVE", "NEGATIVE", "NOT"]

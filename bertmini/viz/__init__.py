@@ -15,14 +15,13 @@ the network when drawing.
 
 from .attention import (
     AttentionMaps,
-    attention,
     attention_maps,
     plot_attention,
     plot_attention_grid,
     plot_attention_heatmap,
     plot_head_view,
 )
-from .dashboard import LiveDashboard, load_history, plot_history
+from .dashboard import LiveDashboard, plot_history
 from .embeddings import pca_2d, plot_embeddings, word_vectors
 from .positions import (
     plot_learned_positions,
@@ -31,7 +30,13 @@ from .positions import (
     similarity_by_offset,
 )
 from .render import figure_to_png, in_notebook
-from .widgets import AttentionWidget, attention_widget, embeddings_widget, positions_widget
+from .widgets import (
+    AttentionWidget,
+    attention,
+    attention_widget,
+    embeddings_widget,
+    positions_widget,
+)
 
 __all__ = [
     "AttentionMaps",
@@ -43,7 +48,6 @@ __all__ = [
     "embeddings_widget",
     "figure_to_png",
     "in_notebook",
-    "load_history",
     "pca_2d",
     "plot_attention",
     "plot_attention_grid",

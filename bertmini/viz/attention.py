@@ -18,6 +18,9 @@ Three pictures of the same numbers:
 The weights come from the model's explicit attention path (`output_attentions=True`), so what
 you see is exactly what the softmax produced; works for any bertmini model (`BertModel`,
 `BertForPreTraining`, `BertForSequenceClassification`, own or loaded weights).
+
+Shown in chapters 01 (`chapters/01_attention.ipynb`: the heatmap) and 09
+(`chapters/09_what_bert_learned.ipynb`: the head view and the grid).
 """
 
 from dataclasses import dataclass
@@ -29,7 +32,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from .render import in_notebook, new_figure
+from .render import new_figure
 
 SEGMENTS = {"all": None, "A": 0, "B": 1}  # head-view filters: which sentence of a pair to keep
 KINDS = ("head_view", "heatmap", "grid")
@@ -183,36 +186,22 @@ def plot_head_view(
     if ax is None:
         figure = new_figure(4.6, 1.2 + 0.26 * seq)
         ax = figure.add_subplot()
-    figure = ax.figure
     colours = mpl.colormaps["tab10" if maps.num_heads <= 10 else "tab20"]
     for h in heads:
         weights = _as_numpy(maps.weights[layer, h])  # (seq, seq)
         segments = [[(0.0, -i), (1.0, -j)] for i in queries for j in keys]
         rgba = np.tile(colours(h % colours.N), (len(segments), 1))
         rgba[:, 3] = [weights[i, j] for i in queries for j in keys]  # opacity = weight
-        lines = LineCollection(segments, colors=rgba, linewidths=2.0, label=f"head {h}")
-        ax.add_collection(lines)
-
-    # Token labels; tokens filtered out stay visible but grey, so the sentence still reads.
-    for x, align, kept in (
-        (-0.04, "right", set(queries.tolist())),
-        (1.04, "left", set(keys.tolist())),
-    ):
-        for i, token in enumerate(maps.tokens):
-            colour = "black" if i in kept else "0.75"
-            ax.text(x, -i, token, ha=align, va="center", fontsize=10, color=colour)
-    ax.set_xlim(-0.55, 1.55)
-    ax.set_ylim(-seq + 0.4, 0.8)
-    ax.axis("off")
+        ax.add_collection(LineCollection(segments, colors=rgba, linewidths=2.0, label=f"head {h}"))
+    _label_tokens(ax, maps.tokens, set(queries.tolist()), set(keys.tolist()))
     if len(heads) == maps.num_heads:
         shown = "all heads"
     else:
         shown = ("head " if len(heads) == 1 else "heads ") + ", ".join(map(str, heads))
     pair = "" if from_segment == to_segment == "all" else f"  ({from_segment} → {to_segment})"
     ax.set_title(f"layer {layer}, {shown}{pair}", fontsize=11)
-    legend = [Patch(color=colours(h % colours.N), label=f"head {h}") for h in heads]
     ax.legend(
-        handles=legend,
+        handles=[Patch(color=colours(h % colours.N), label=f"head {h}") for h in heads],
         loc="upper center",
         bbox_to_anchor=(0.5, 0.0),
         fontsize=8,
@@ -221,7 +210,19 @@ def plot_head_view(
         handlelength=1.0,
         columnspacing=0.8,
     )
-    return figure
+    return ax.figure
+
+
+def _label_tokens(ax, tokens: list[str], queries: set[int], keys: set[int]) -> None:
+    """The two columns of token labels; tokens filtered out stay visible but grey, so the
+    sentence still reads."""
+    for x, align, kept in ((-0.04, "right", queries), (1.04, "left", keys)):
+        for i, token in enumerate(tokens):
+            colour = "black" if i in kept else "0.75"
+            ax.text(x, -i, token, ha=align, va="center", fontsize=10, color=colour)
+    ax.set_xlim(-0.55, 1.55)
+    ax.set_ylim(-len(tokens) + 0.4, 0.8)
+    ax.axis("off")
 
 
 def _in_segment(segment_ids: np.ndarray, segment: int | None) -> np.ndarray:
@@ -278,32 +279,3 @@ def plot_attention(
     if kind == "grid":
         return plot_attention_grid(maps)
     raise ValueError(f"kind must be one of {list(KINDS)}, got {kind!r}")
-
-
-def attention(
-    model,
-    tokenizer,
-    text: str,
-    text_pair: str | None = None,
-    kind: str = "head_view",
-    layer: int = 0,
-    head: int | None = None,
-    interactive: bool | None = None,
-):
-    """One call from text to picture: `attention(model, tokenizer, "the cat sat", "it was tired")`.
-
-    Returns a matplotlib Figure; in a notebook (or with interactive=True) returns the widget
-    with layer/head dropdowns and sentence boxes instead (`attention_widget`).
-    """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {list(KINDS)}, got {kind!r}")
-    if interactive is None:
-        interactive = in_notebook()
-    if interactive:
-        from .widgets import attention_widget
-
-        return attention_widget(
-            model, tokenizer, text, text_pair, kind=kind, layer=layer, head=head
-        )
-    maps = attention_maps(model, tokenizer, text, text_pair)
-    return plot_attention(maps, kind, layer, head)

@@ -14,15 +14,19 @@ The trainer hands each step's metrics to its callbacks as a dict, e.g.
   second or more on a CPU, so it redraws at most once every `update_every_s` seconds (plus
   once at the end): the picture is replaced in place, nothing new is printed per step, and
   nothing flickers.
+
+Shown in chapter 07 (`chapters/07_pretraining.ipynb`).
 """
 
-import json
 import math
 import time
 from pathlib import Path
 
+import IPython.display
+import ipywidgets
 from matplotlib.figure import Figure
 
+from ..train import read_metrics
 from .render import figure_to_png, in_notebook, new_figure, save_figure
 
 # Panel title -> the metric keys it draws (one line each, when present).
@@ -44,30 +48,9 @@ PANELS = {
 }
 
 
-def load_history(path) -> list[dict]:
-    """Read a `metrics.jsonl` file: one JSON object per line (blank lines are ignored)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no metrics file at {path}; the trainer writes metrics.jsonl")
-    history = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(
-                f"{path}:{number} is not valid JSON ({error.msg}): {line[:80]!r}"
-            ) from None
-        if not isinstance(record, dict):
-            raise ValueError(f"{path}:{number} must be a JSON object of metrics, got {line[:80]!r}")
-        history.append(record)
-    return history
-
-
 def _as_history(history_or_path) -> list[dict]:
     if isinstance(history_or_path, (str, Path)):
-        return load_history(history_or_path)
+        return read_metrics(history_or_path)
     history = list(history_or_path)
     for record in history:
         if not isinstance(record, dict):
@@ -179,12 +162,9 @@ class LiveDashboard:
 
     def show(self):
         """Display the dashboard's single picture (done for you in a notebook)."""
-        import ipywidgets
-        from IPython.display import display
-
         if self.image is None:
             self.image = ipywidgets.Image(format="png", value=self._render())
-        display(self.image)
+        IPython.display.display(self.image)
         return self.image
 
     def __call__(self, record_or_history) -> None:

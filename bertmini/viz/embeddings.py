@@ -8,6 +8,8 @@ PCA finds the two directions along which the chosen vectors vary most and projec
     coordinates = X V[:, :2]    # (n, 2): the best 2-D picture in the least-squares sense
 
 A word that WordPiece splits into several pieces is shown at the mean of its pieces' vectors.
+
+No chapter shows it yet; `viz.embeddings_widget` puts it in a notebook.
 """
 
 import numpy as np

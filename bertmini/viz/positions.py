@@ -9,6 +9,8 @@
   (BERT's choice); after training, neighbouring positions end up similar too.
 
 All functions take any (positions, dim) matrix, so sinusoids and learned tables compare directly.
+
+Shown in chapter 02 (`chapters/02_positional_encoding.ipynb`).
 """
 
 import numpy as np
@@ -16,13 +18,8 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
+from ..positional import sinusoidal_encoding
 from .render import new_figure
-
-
-def _sinusoids(num_positions: int, dim: int) -> torch.Tensor:
-    from ..positional import sinusoidal_encoding
-
-    return sinusoidal_encoding(num_positions, dim)
 
 
 def _check_matrix(encoding) -> np.ndarray:
@@ -38,7 +35,9 @@ def plot_sinusoids(num_positions: int = 64, dim: int = 128, encoding=None) -> Fi
 
     encoding: a (positions, dim) matrix to show instead of `sinusoidal_encoding(...)`.
     """
-    matrix = _check_matrix(_sinusoids(num_positions, dim) if encoding is None else encoding)
+    matrix = _check_matrix(
+        sinusoidal_encoding(num_positions, dim) if encoding is None else encoding
+    )
     num_positions, dim = matrix.shape
     figure = new_figure(11.0, 4.0)
     left, right = figure.subplots(1, 2, width_ratios=[1.3, 1])
@@ -84,7 +83,7 @@ def plot_position_similarity(
     encoding: (positions, dim); default the 64 x 128 sinusoids. cosine=True normalises each
     row first (fair for learned tables, whose rows have different lengths).
     """
-    matrix = _check_matrix(_sinusoids(64, 128) if encoding is None else encoding)
+    matrix = _check_matrix(sinusoidal_encoding(64, 128) if encoding is None else encoding)
     if cosine:
         matrix = matrix / np.linalg.norm(matrix, axis=1, keepdims=True).clip(min=1e-12)
     figure = new_figure(11.0, 4.0)

@@ -1,18 +1,22 @@
-"""Notebook controls around the figures: dropdowns, a sentence box, sliders.
+"""Notebook controls around the figures: dropdowns, a sentence box, sliders; and `attention`,
+one call from text to an attention picture (a widget in a notebook, else a Figure).
 
 Each widget redraws its matplotlib figure when a control changes and shows it as PNG bytes in
 an `ipywidgets.Image`. Only core ipywidgets are used (works with 7.7 on Colab and 8.x), and
 nothing is fetched from the network: the picture is made by the kernel, not by JavaScript.
 
     viz.attention_widget(model, tokenizer, "the cat sat on the mat", "it was tired")
+
+Shown in chapters 02 (`positions_widget`) and 09 (`attention_widget`).
 """
 
 import ipywidgets as widgets
 
+from ..positional import sinusoidal_encoding
 from .attention import KINDS, SEGMENTS, AttentionMaps, attention_maps, plot_attention
 from .embeddings import plot_embeddings
 from .positions import plot_position_similarity, plot_sinusoids
-from .render import figure_to_png
+from .render import figure_to_png, in_notebook
 
 KIND_LABELS = {"head view": "head_view", "heatmap": "heatmap", "all heads (grid)": "grid"}
 
@@ -126,16 +130,25 @@ class AttentionWidget(widgets.VBox):
 
 
 def attention_widget(
-    model,
-    tokenizer,
-    text: str,
-    text_pair: str | None = None,
-    kind: str = "head_view",
-    layer: int = 0,
-    head: int | None = None,
+    model, tokenizer, text: str, text_pair: str | None = None, **view
 ) -> AttentionWidget:
-    """The interactive attention explorer for one sentence (or an A/B pair)."""
-    return AttentionWidget(model, tokenizer, text, text_pair, kind, layer, head)
+    """The interactive attention explorer for one sentence (or an A/B pair); `view`: kind,
+    layer, head, as `AttentionWidget` takes them."""
+    return AttentionWidget(model, tokenizer, text, text_pair, **view)
+
+
+def attention(model, tokenizer, text: str, text_pair: str | None = None, interactive=None, **view):
+    """One call from text to picture: `attention(model, tokenizer, "the cat sat", "it was tired")`.
+
+    `view`: kind ("head_view", "heatmap" or "grid"), layer, head, as `plot_attention` takes
+    them. Returns a matplotlib Figure; in a notebook (or with interactive=True) returns the
+    widget with layer/head dropdowns and sentence boxes instead (`attention_widget`).
+    """
+    if view.get("kind", "head_view") not in KINDS:
+        raise ValueError(f"kind must be one of {list(KINDS)}, got {view['kind']!r}")
+    if in_notebook() if interactive is None else interactive:
+        return AttentionWidget(model, tokenizer, text, text_pair, **view)
+    return plot_attention(attention_maps(model, tokenizer, text, text_pair), **view)
 
 
 def _image_box(controls: list, draw) -> widgets.VBox:
@@ -168,8 +181,6 @@ def positions_widget(num_positions: int = 64, dim: int = 128) -> widgets.VBox:
     view = _dropdown("view", ["matrix", "similarity"], "matrix")
 
     def draw():
-        from ..positional import sinusoidal_encoding
-
         encoding = sinusoidal_encoding(positions.value, dims.value)
         if view.value == "matrix":
             return plot_sinusoids(encoding=encoding)
