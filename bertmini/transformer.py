@@ -53,10 +53,9 @@ class EncoderLayer(nn.Module):
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor | None = None, need_weights: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x: (batch, seq, hidden); mask: bool (batch, 1, 1, seq), True = real key.
-
-        Returns (output (batch, seq, hidden), weights (batch, heads, seq, seq) or None).
-        """
+        """One layer: x (batch, seq, hidden) -> (batch, seq, hidden), and the attention weights
+        (batch, heads, seq, seq) if need_weights, else None. mask: bool (batch, 1, 1, seq),
+        True where the key is a real token."""
         refuse_if_checked("EncoderLayer")  # see bertmini.guard
         if self.pre_layer_norm:
             attended, weights = self.attention(self.attention_norm(x), mask, need_weights)
