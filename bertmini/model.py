@@ -440,8 +440,8 @@ class BertForPreTraining(PreTrainedModel):
         return out
 
 
-class BertForSequenceClassification(PreTrainedModel):
-    """BERT with a classifier on the pooled [CLS] vector: (batch, seq) -> (batch, num_labels)."""
+class _Classifier(PreTrainedModel):
+    """BERT, dropout and a linear classifier on `features(out)`: the two classifiers below."""
 
     base_prefix = "bert."
     base_model_class = BertModel  # lstm.py's models put a BiLSTM here
@@ -463,49 +463,54 @@ class BertForSequenceClassification(PreTrainedModel):
         output_attentions: bool = False,
         output_hidden_states: bool = False,
     ) -> ModelOutput:
-        """labels: (batch,) class indices in [0, num_labels)."""
+        """labels: as the class says; out.logits always, out.loss with labels."""
+        self.check_labels(input_ids, labels)
         out = self.bert(
             input_ids, token_type_ids, attention_mask, output_attentions, output_hidden_states
         )
-        out.logits = self.classifier(self.dropout(out.pooler_output))
+        out.logits = self.classifier(self.dropout(self.features(out)))
         if labels is not None:
-            out.loss = F.cross_entropy(out.logits.float(), labels.view(-1))
+            out.loss = self.loss(out.logits, labels)
         return out
 
+    def check_labels(self, input_ids, labels: torch.Tensor | None) -> None:
+        """A clear error for labels of the wrong shape (BertModel checks input_ids)."""
 
-class BertForTokenClassification(PreTrainedModel):
-    """BERT with a classifier on every position: (batch, seq) -> (batch, seq, num_labels).
+    def features(self, out: ModelOutput) -> torch.Tensor:
+        raise NotImplementedError
 
-    For tagging words (named entities, word roles): as in the BERT paper's CoNLL experiment, a
-    word's label sits on its first WordPiece, and the other pieces, [CLS], [SEP] and padding
-    carry -100 and are left out of the loss. Weights and outputs match Hugging Face's
-    `BertForTokenClassification`, which has no pooler.
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class BertForSequenceClassification(_Classifier):
+    """BERT with a classifier on the pooled [CLS] vector: (batch, seq) -> (batch, num_labels).
+
+    labels: (batch,) class indices in [0, num_labels).
     """
 
-    base_prefix = "bert."
+    def features(self, out: ModelOutput) -> torch.Tensor:
+        return out.pooler_output  # (batch, hidden)
 
-    def __init__(self, config: BertConfig):
-        super().__init__()
-        self.config = config
-        self.bert = BertModel(config)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.init_weights()
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), labels.view(-1))
+
+
+class BertForTokenClassification(_Classifier):
+    """BERT with a classifier on every position: (batch, seq) -> (batch, seq, num_labels).
+
+    labels: (batch, seq) class ids, -100 where a position is not scored. For tagging words
+    (named entities, word roles): as in the BERT paper's CoNLL experiment, a word's label sits on
+    its first WordPiece, and the other pieces, [CLS], [SEP] and padding carry -100 and are left
+    out of the loss. Weights and outputs match Hugging Face's `BertForTokenClassification`,
+    which has no pooler.
+    """
 
     def _is_tied(self, name: str) -> bool:
         # Weights neither saved nor expected: the pooler, which no token reads (HF has none).
         return name.startswith("bert.pooler.")
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        token_type_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
-    ) -> ModelOutput:
-        """labels: (batch, seq) class ids, -100 where a position is not scored."""
+    def check_labels(self, input_ids, labels: torch.Tensor | None) -> None:
         if labels is not None and (
             not isinstance(input_ids, torch.Tensor) or labels.shape != input_ids.shape
         ):
@@ -514,15 +519,14 @@ class BertForTokenClassification(PreTrainedModel):
                 f"labels must have the shape of input_ids {shape}, got {tuple(labels.shape)}: "
                 "one label per token, -100 where none"
             )
-        out = self.bert(
-            input_ids, token_type_ids, attention_mask, output_attentions, output_hidden_states
+
+    def features(self, out: ModelOutput) -> torch.Tensor:
+        return out.last_hidden_state  # (batch, seq, hidden)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(
+            logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX
         )
-        out.logits = self.classifier(self.dropout(out.last_hidden_state))  # (batch, seq, labels)
-        if labels is not None:
-            out.loss = F.cross_entropy(
-                out.logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX
-            )
-        return out
 
 
 def load_config(directory: str | Path) -> BertConfig:
