@@ -21,10 +21,14 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from .course import get_profile
 from .data.corpus import sentiment_task
 from .hub import RealWeightsMissing, real_bert_path
+from .model import BertForPreTraining
 from .recipes import finetune
+from .tokenizer import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,27 @@ def paired_interval(first: list[float], second: list[float]) -> tuple[float, flo
     return mean, mean - half_width, mean + half_width
 
 
+def masked_word_accuracy(model_dir: Path, items: list) -> float:
+    """Share of probe `items` (corpus.ProbeItem) whose correct word the MLM head of the model
+    in `model_dir` scores above the incorrect one (chance 0.5). Items whose words are not single
+    WordPieces, or that are longer than the model's positions, are left out."""
+    tokenizer = Tokenizer.from_pretrained(model_dir)
+    model = BertForPreTraining.from_pretrained(model_dir).eval()
+    right = used = 0
+    for item in items:
+        ids = tokenizer.encode(item.text)
+        words = [tokenizer.tokenize(word) for word in (item.correct, item.incorrect)]
+        if len(ids) > model.config.max_position_embeddings or any(len(w) != 1 for w in words):
+            continue
+        with torch.no_grad():
+            logits = model(torch.tensor([ids])).mlm_logits[0, ids.index(tokenizer.mask_token_id)]
+        correct, wrong = tokenizer.convert_tokens_to_ids([w[0] for w in words])
+        right, used = right + int(logits[correct] > logits[wrong]), used + 1
+    if used == 0:
+        raise ValueError("no probe item fits this model's vocabulary and length")
+    return right / used
+
+
 def real_bert_dir() -> Path | None:
     """all-MiniLM-L6-v2's folder (`bertmini.hub.real_bert_path`), or None where there is none."""
     try:
@@ -107,15 +132,13 @@ def real_bert_dir() -> Path | None:
 
 
 def standard_arms(our_dir: Path, real_dir: Path | None = None, real_lr: float = 1e-4) -> list:
-    """The three arms: a real BERT (when its files are here), ours pretrained, ours from scratch.
+    """The arms: a real BERT (when `real_dir` is given, e.g. `real_bert_dir()`), ours pretrained,
+    ours from scratch.
 
     The real BERT is fine-tuned at `real_lr`, within BERT's usual range for a model of its size;
     ours at the profile's rate (a tiny model trained briefly wants bigger steps).
     """
-    arms = []
-    real_dir = real_dir if real_dir is not None else real_bert_dir()
-    if real_dir is not None:
-        arms.append(Arm("real BERT (MiniLM)", Path(real_dir), lr=real_lr))
+    arms = [] if real_dir is None else [Arm("real BERT (MiniLM)", Path(real_dir), lr=real_lr)]
     arms.append(Arm("ours, pretrained", Path(our_dir)))
     arms.append(Arm("from scratch", Path(our_dir), from_scratch=True))
     return arms

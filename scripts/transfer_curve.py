@@ -27,7 +27,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 
 from bertmini.recipes import pretrained  # noqa: E402
-from bertmini.transfer import compare, standard_arms  # noqa: E402
+from bertmini.transfer import compare, real_bert_dir, standard_arms  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 
@@ -43,7 +43,7 @@ def main() -> None:
     seeds = [int(seed) for seed in args.seeds.split(",")]
 
     start = time.perf_counter()
-    arms = standard_arms(pretrained(args.profile))
+    arms = standard_arms(pretrained(args.profile), real_bert_dir())
     curves = {arm.name: {} for arm in arms}
     for size in sizes:
         print(f"{size} labelled examples", flush=True)
