@@ -6,7 +6,7 @@ from .model import (
     BertForSequenceClassification,
     BertForTokenClassification,
     BertModel,
-    BertOutput,
+    ModelOutput,
 )
 from .tokenizer import Tokenizer
 
@@ -16,7 +16,7 @@ __all__ = [
     "BertForPreTraining",
     "BertForSequenceClassification",
     "BertForTokenClassification",
-    "BertOutput",
+    "ModelOutput",
     "Tokenizer",
 ]
 __version__ = "0.1.0"

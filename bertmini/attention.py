@@ -1,5 +1,7 @@
 """Attention: every token looks at every other token and takes a weighted average of them.
 
+Taught in chapter 01, chapters/01_attention.ipynb.
+
 For one head, with queries Q, keys K and values V of shape (seq, d_k):
 
     weights = softmax(Q K^T / sqrt(d_k))        # (seq_q, seq_k), each row sums to 1
@@ -69,30 +71,18 @@ class MultiHeadAttention(nn.Module):
         self.dropout = dropout
 
     def forward(
-        self,
-        x: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        need_weights: bool = False,
-        queries: torch.Tensor | None = None,
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, need_weights: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: (batch, seq, hidden); mask: bool (batch, 1, 1, seq), True = real key.
 
-        queries: (batch, n, hidden) or None (= x): the vectors that ask; keys and values still
-        come from every position of x. Returns (output (batch, n, hidden),
-        weights (batch, heads, n, seq) or None).
+        Returns (output (batch, seq, hidden), weights (batch, heads, seq, seq) or None).
         """
         refuse_if_checked("MultiHeadAttention")  # see bertmini.guard
         batch, seq, hidden = x.shape
-        if queries is None or queries is x:
-            q, k, v = self.qkv(x).split(hidden, dim=-1)  # 3 x (batch, seq, hidden)
-        else:  # the same weights, split: Q from the queries, K and V from x
-            w_q, w_kv = self.qkv.weight.split([hidden, 2 * hidden])
-            b_q, b_kv = self.qkv.bias.split([hidden, 2 * hidden])
-            q = F.linear(queries, w_q, b_q)  # (batch, n, hidden)
-            k, v = F.linear(x, w_kv, b_kv).split(hidden, dim=-1)  # 2 x (batch, seq, hidden)
-        # (batch, length, hidden) -> (batch, heads, length, head_size)
+        q, k, v = self.qkv(x).split(hidden, dim=-1)  # 3 x (batch, seq, hidden)
+        # (batch, seq, hidden) -> (batch, heads, seq, head_size)
         q, k, v = (
-            t.view(batch, -1, self.num_heads, self.head_size).transpose(1, 2) for t in (q, k, v)
+            t.view(batch, seq, self.num_heads, self.head_size).transpose(1, 2) for t in (q, k, v)
         )
         dropout = self.dropout if self.training else 0.0
         if need_weights:
@@ -101,5 +91,5 @@ class MultiHeadAttention(nn.Module):
         else:
             context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout)
             weights = None
-        context = context.transpose(1, 2).reshape(batch, -1, hidden)  # heads back together
+        context = context.transpose(1, 2).reshape(batch, seq, hidden)  # heads back together
         return self.out(context), weights

@@ -1,24 +1,19 @@
 """Benchmark: how fast a BERT pretraining step runs, and how close it comes to the hardware's peak.
 
-One training step = forward (MLM + NSP loss), backward, AdamW step, zero_grad. We time many
-steps after a warm-up and report the median, as
+Taught in chapter 10, chapters/10_scaling_up.ipynb.
+
+One training step is `train.training_step`, the trainer's own: forward (MLM + NSP loss),
+backward, gradient clipping, AdamW step (`train.make_optimizer`), zero_grad. We time many steps
+after a warm-up and report the median, as
 
     samples/s = batch / step time          tokens/s = batch * seq / step time
     MFU       = FLOPs per step / step time / peak FLOP/s of the chip
 
-FLOPs are counted with the usual dense formula (2 per multiply-add forward, twice that backward,
-so 6 per weight per token), plus attention's two (seq x seq) matmuls:
-
-    6*B*S*L*(4H^2 + 2*H*I)     the encoder's matmuls: Q, K, V, output (4H^2) and the FFN (2HI)
-  + 12*B*L*S^2*H               attention scores Q K^T and the weighted sum of V
-  + 6*M*(H^2 + H*V)            the MLM head: transform (H^2) and vocabulary decoder (HV)
-
-M is the number of positions the MLM head runs on. Hugging Face runs it on every token
-(M = B*S); bertmini only where a label is given (M = 15% of them), which is the same loss.
-bertmini's last layer, too, computes its output only where the losses read it ([CLS] and the
-labelled positions; its keys and values still everywhere). So MFU is counted two ways:
-*dense-equivalent* (the full count for both, so MFU ratios equal speed ratios) and *actually
-done* (what each model computes).
+FLOPs are counted by `model.training_flops_per_step` (6 per weight per token for the matmuls,
+plus attention's two (seq x seq) matmuls), with M the number of positions the MLM head runs on.
+Hugging Face runs the head on every token (M = B*S); bertmini only where a label is given (M =
+15% of them), which is the same loss. So MFU is counted two ways: *dense-equivalent* (the full
+count for both, so MFU ratios equal speed ratios) and *actually done* (what each model computes).
 
 With `transformers` installed, Hugging Face's `BertForPreTraining` runs side by side with the
 same config, the same weights, the same batch and the same optimizer, its steps alternating
@@ -30,21 +25,32 @@ that batch (eval mode, fp32) and must agree.
 """
 
 import argparse
-import contextlib
 import json
 import statistics
 import time
+from collections.abc import Callable
 from copy import deepcopy
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import islice
 from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
 
-from . import course, hub
-from .guard import refuse_if_checked
-from .model import IGNORE_INDEX, BertConfig, BertForPreTraining, compile_model, positions_to_compute
+from . import hub
+from .data.corpus import sentiment_task
+from .data.finetuning import ClassificationCollator, ClassificationDataset
+from .data.finetuning import make_bucketed_loader as bucketed_loader
+from .device import PRECISIONS, choose_device, choose_precision, compile_model
+from .model import (
+    IGNORE_INDEX,
+    BertConfig,
+    BertForPreTraining,
+    BertForSequenceClassification,
+    training_flops_per_step,
+)
+from .tokenizer import Tokenizer
+from .train import TrainConfig, make_optimizer, training_step
 
 # Peak dense bf16/fp16 tensor-core TFLOP/s, matched as a substring of torch.cuda.get_device_name();
 # the first match wins, so the longer names come before the names they contain ("A100" > "A10").
@@ -83,32 +89,23 @@ HF_CONFIG_FIELDS = (
     "initializer_range",
     "pad_token_id",
 )
+# The optimizer both sides get: the trainer's AdamW at BERT's learning rate, no schedule.
+OPTIMIZER = TrainConfig(lr=1e-4, weight_decay=0.01)
 
 
-def training_flops_per_step(
-    config: BertConfig,
-    batch: int,
-    seq: int,
-    mlm_positions: int,
-    last_layer_positions: int | None = None,
-) -> int:
-    """Matmul FLOPs of one training step (forward + backward) of BertForPreTraining.
+@dataclass
+class BenchOptions:
+    """How `benchmark` runs, besides the model's shape and the batch's."""
 
-    mlm_positions: positions the MLM head runs on (batch * seq for a dense head).
-    last_layer_positions: positions per sequence whose output the last layer computes (None =
-    all seq); its keys and values are still computed everywhere. Embedding look-ups, LayerNorms,
-    softmaxes, the pooler and NSP head are left out (a fraction of a percent).
-    """
-    refuse_if_checked("training_flops_per_step")  # see bertmini.guard
-    hidden, layers, inter = config.hidden_size, config.num_hidden_layers, config.intermediate_size
-    queries = seq if last_layer_positions is None else last_layer_positions
-    per_token = 4 * hidden**2 + 2 * hidden * inter  # Q, K, V, output (4H^2) and the FFN (2HI)
-    encoder = 6 * batch * seq * (layers - 1) * per_token
-    # The last layer: K and V at every position, the rest only at its `queries` positions.
-    encoder += 6 * batch * (seq * 2 * hidden**2 + queries * (per_token - 2 * hidden**2))
-    attention = 12 * batch * (layers - 1) * seq**2 * hidden + 12 * batch * queries * seq * hidden
-    mlm_head = 6 * mlm_positions * (hidden**2 + hidden * config.vocab_size)
-    return encoder + attention + mlm_head
+    compile: bool = False  # torch.compile every side
+    vs_hf: bool = True  # time Hugging Face's BertForPreTraining beside bertmini
+    steps: int | None = None  # timed steps per side (None: 20 on a GPU, 6 on a CPU)
+    warmup: int | None = None  # untimed steps per side first (None: 5 on a GPU, 2 on a CPU)
+    peak_tflops: float | None = None  # the chip's peak for MFU (None: looked up; none on CPU)
+    precision: str = "auto"  # "auto" | "fp32" | "bf16" | "fp16"
+    hf_attention: str = "sdpa"  # Hugging Face's attention: "sdpa" | "eager"
+    seed: int = 0  # weights and batch
+    hf_sparse_head: bool = False  # also time HuggingFaceSparseHead ("hf_sparse" in the result)
 
 
 def lookup_peak_tflops(device: torch.device | str) -> float | None:
@@ -149,21 +146,20 @@ def make_batch(
 def hf_model_like(model: BertForPreTraining, attn_implementation: str = "sdpa"):
     """Hugging Face's BertForPreTraining with `model`'s config and a copy of its weights."""
     try:
-        import transformers
+        import transformers  # optional and heavy: only when comparing
     except ImportError as error:
         raise ImportError(
             "comparing with Hugging Face needs `transformers`: pip install transformers "
             "(or benchmark bertmini alone: --vs none / vs_hf=False)"
         ) from error
     config = model.config
-    if (config.encoder, config.pre_layer_norm, config.position_embedding) != (
-        "transformer",
-        False,
-        "learned",
-    ):
+    if type(model) is not BertForPreTraining or (
+        config.pre_layer_norm,
+        config.position_embedding,
+    ) != (False, "learned"):
         raise ValueError(
             "Hugging Face's BertForPreTraining is a post-LN Transformer with learned positions; "
-            f"this config has encoder={config.encoder!r}, pre_layer_norm={config.pre_layer_norm}, "
+            f"this {type(model).__name__} has pre_layer_norm={config.pre_layer_norm}, "
             f"position_embedding={config.position_embedding!r}: benchmark it with vs_hf=False"
         )
     hf_config = transformers.BertConfig(
@@ -171,12 +167,7 @@ def hf_model_like(model: BertForPreTraining, attn_implementation: str = "sdpa"):
         attn_implementation=attn_implementation,
     )
     hf_model = transformers.BertForPreTraining(hf_config)
-    weights = {
-        name: tensor.detach().cpu()
-        for name, tensor in model.state_dict().items()
-        if not model._is_tied(name)
-    }
-    result = hf_model.load_state_dict(hub.to_hf(weights), strict=False)
+    result = hf_model.load_state_dict(hub.hf_state_dict(model), strict=False)
     # The decoder is tied to the word embeddings (weight) and to cls.predictions.bias (bias).
     untied = [name for name in result.missing_keys if "cls.predictions.decoder" not in name]
     if untied or result.unexpected_keys:
@@ -216,40 +207,11 @@ class HuggingFaceSparseHead(torch.nn.Module):
         return SimpleNamespace(loss=loss)
 
 
-def make_optimizer(model: torch.nn.Module, device: torch.device) -> torch.optim.Optimizer:
-    """AdamW as BERT trains it, with one fused kernel for all parameters (CUDA and CPU).
-
-    On CPU too the fused kernel measured faster than `foreach=True` (mini BERT, 2 cores: about
-    0.5 s against 1.3 s per step); both sides of a comparison always get the same optimizer.
-    """
-    return torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, fused=True)
-
-
-def _forward_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Total pretraining loss (MLM + NSP); both models take these keyword arguments."""
-    return model(**batch).loss
-
-
 def make_train_step(model, optimizer, batch, precision: str, device: torch.device):
-    """A function doing one training step; it returns the loss as a device tensor (no sync)."""
-    dtype = course.autocast_dtype(precision)
-    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
-
-    def step() -> torch.Tensor:
-        autocast = torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
-        with autocast:
-            loss = _forward_loss(model, batch)
-        if scaler is None:
-            loss.backward()
-            optimizer.step()
-        else:  # fp16: scale the loss so small gradients do not underflow
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        optimizer.zero_grad(set_to_none=True)
-        return loss.detach()
-
-    return step
+    """A function doing one training step (`train.training_step`) on `batch`; it returns the
+    loss as a device tensor (no sync)."""
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    return lambda: training_step(model, [batch], optimizer, scaler, precision)["loss"]
 
 
 @torch.no_grad()
@@ -260,7 +222,7 @@ def eval_loss(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> float:
     tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
     try:
-        return _forward_loss(model, batch).item()
+        return model(**batch).loss.item()
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32
         model.train(was_training)
@@ -277,31 +239,17 @@ def _state_bytes(model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> in
     return sum(t.numel() * t.element_size() for t in {id(t): t for t in tensors}.values())
 
 
-def benchmark(
-    config: BertConfig,
-    batch_size: int,
-    seq_len: int,
-    device: torch.device | str = "cpu",
-    compile: bool = False,
-    vs_hf: bool = True,
-    steps: int | None = None,
-    warmup: int | None = None,
-    peak_tflops: float | None = None,
-    precision: str = "auto",
-    hf_attention: str = "sdpa",
-    seed: int = 0,
-    hf_sparse_head: bool = False,
-) -> dict:
-    """Time training steps of bertmini (and Hugging Face, alternating); returns the numbers.
+def _step_counts(device: torch.device, options: BenchOptions) -> tuple[int, int]:
+    """(timed steps, warm-up steps) per side: the options', else a default for the device."""
+    on_gpu = device.type == "cuda"
+    steps = options.steps if options.steps is not None else (20 if on_gpu else 6)
+    warmup = options.warmup if options.warmup is not None else (5 if on_gpu else 2)
+    if steps < 1 or warmup < 0:
+        raise ValueError(f"steps must be >= 1 and warmup >= 0, got {steps} and {warmup}")
+    return steps, warmup
 
-    steps, warmup: timed and untimed steps per side (default 20 and 5 on a GPU, 6 and 2 on a CPU).
-    peak_tflops: the chip's peak for MFU; by default looked up for CUDA devices, none on CPU.
-    Returns a dict with "bertmini" and "hf" (None without vs_hf) holding step_ms, samples_per_s,
-    tokens_per_s, peak_memory_mb, tflops, mfu (dense-equivalent), mfu_actual; plus speedup,
-    loss_bertmini, loss_hf, loss_diff and the settings. hf_sparse_head: also time
-    `HuggingFaceSparseHead` ("hf_sparse" and "speedup_vs_hf_sparse" in the result).
-    """
-    device = course.choose_device(device)
+
+def _check_shape(config: BertConfig, batch_size: int, seq_len: int) -> None:
     if batch_size < 1 or seq_len < 2:
         raise ValueError(f"batch_size must be >= 1 and seq_len >= 2, got {batch_size}, {seq_len}")
     if seq_len > config.max_position_embeddings:
@@ -309,93 +257,91 @@ def benchmark(
             f"seq_len {seq_len} exceeds max_position_embeddings "
             f"({config.max_position_embeddings}): use a shorter --seq"
         )
-    on_gpu = device.type == "cuda"
-    steps = steps if steps is not None else (20 if on_gpu else 6)
-    warmup = warmup if warmup is not None else (5 if on_gpu else 2)
-    if steps < 1 or warmup < 0:
-        raise ValueError(f"steps must be >= 1 and warmup >= 0, got {steps} and {warmup}")
-    precision = course.choose_precision(device, precision)
-    peak = peak_tflops if peak_tflops is not None else lookup_peak_tflops(device)
 
-    torch.manual_seed(seed)
+
+def _make_sides(config: BertConfig, device: torch.device, options: BenchOptions) -> dict:
+    """{"bertmini": model, "hf": ..., "hf_sparse": ...}: the models to time, same weights."""
+    torch.manual_seed(options.seed)
     ours = BertForPreTraining(config).to(device)
     sides = {"bertmini": ours}
-    if vs_hf:
-        sides["hf"] = hf_model_like(ours, hf_attention)
-    if hf_sparse_head:
-        sides["hf_sparse"] = HuggingFaceSparseHead(hf_model_like(ours, hf_attention))
-    batch = make_batch(config, batch_size, seq_len, device, seed)
-    losses = {name: eval_loss(model, batch) for name, model in sides.items()}
+    if options.vs_hf:
+        sides["hf"] = hf_model_like(ours, options.hf_attention)
+    if options.hf_sparse_head:
+        sides["hf_sparse"] = HuggingFaceSparseHead(hf_model_like(ours, options.hf_attention))
+    return sides
 
-    mlm_positions = int((batch["labels"] != IGNORE_INDEX).sum())
-    dense_flops = training_flops_per_step(config, batch_size, seq_len, batch_size * seq_len)
-    last_layer_positions = positions_to_compute(batch["labels"]).shape[1]
-    actual_flops = {
-        "bertmini": training_flops_per_step(
-            config, batch_size, seq_len, mlm_positions, last_layer_positions
-        ),
-        "hf": dense_flops,  # Hugging Face runs the MLM head on every position
-        "hf_sparse": training_flops_per_step(config, batch_size, seq_len, mlm_positions),
-    }
 
-    train_steps, optimizers = {}, {}
-    for name, model in sides.items():
-        model.train()
-        optimizer = make_optimizer(model, device)
-        runnable = compile_model(model) if compile else model
-        train_steps[name] = make_train_step(runnable, optimizer, batch, precision, device)
-        optimizers[name] = optimizer
+def _time_alternating(
+    train_steps: dict[str, Callable], steps: int, warmup: int, device: torch.device
+) -> tuple[dict, dict, dict]:
+    """Run every side's step `warmup + steps` times, alternating who goes first.
 
-    def synchronize():
-        if on_gpu:
-            torch.cuda.synchronize(device)
-
-    times = {name: [] for name in sides}
-    step_memory = dict.fromkeys(sides, 0)
-    loss_sums = {name: torch.zeros((), device=device) for name in sides}
-    names = list(sides)
+    Returns per side: the timed steps' seconds, the most memory a step allocated on top of what
+    was there (CUDA only, else 0), and the sum of the timed steps' losses.
+    """
+    on_gpu = device.type == "cuda"
+    times = {name: [] for name in train_steps}
+    step_memory = dict.fromkeys(train_steps, 0)
+    loss_sums = {name: torch.zeros((), device=device) for name in train_steps}
+    names = list(train_steps)
     for i in range(warmup + steps):
-        for name in names if i % 2 == 0 else names[::-1]:  # alternate who goes first
-            synchronize()
+        for name in names if i % 2 == 0 else names[::-1]:
             if on_gpu:
+                torch.cuda.synchronize(device)
                 torch.cuda.reset_peak_memory_stats(device)
             start_memory = torch.cuda.memory_allocated(device) if on_gpu else 0
             start = time.perf_counter()
             loss = train_steps[name]()
-            synchronize()
+            if on_gpu:
+                torch.cuda.synchronize(device)
             elapsed = time.perf_counter() - start
             if i < warmup:
                 continue
             times[name].append(elapsed)
             loss_sums[name] += loss  # stays on the device; read once at the end
             if on_gpu:
-                step_memory[name] = max(
-                    step_memory[name], torch.cuda.max_memory_allocated(device) - start_memory
-                )
+                used = torch.cuda.max_memory_allocated(device) - start_memory
+                step_memory[name] = max(step_memory[name], used)
+    return times, step_memory, loss_sums
 
-    results = {}
-    for name in sides:
-        seconds = statistics.median(times[name])
-        # Both models stay resident; count only this side's weights, optimizer state and the
-        # memory its step allocates on top of what was there when it started.
-        peak_memory = (
-            _state_bytes(sides[name], optimizers[name]) + step_memory[name] if on_gpu else None
-        )
-        results[name] = {
-            "step_ms": 1e3 * seconds,
-            "samples_per_s": batch_size / seconds,
-            "tokens_per_s": batch_size * seq_len / seconds,
-            "peak_memory_mb": None if peak_memory is None else peak_memory / 2**20,
-            "tflops": dense_flops / seconds / 1e12,  # dense-equivalent
-            "tflops_actual": actual_flops[name] / seconds / 1e12,
-            "mfu": None if peak is None else dense_flops / seconds / (peak * 1e12),
-            "mfu_actual": None if peak is None else actual_flops[name] / seconds / (peak * 1e12),
-            "train_loss": (loss_sums[name] / steps).item(),
-        }
-    speedup = (
-        results["bertmini"]["samples_per_s"] / results["hf"]["samples_per_s"] if vs_hf else None
-    )
-    loss_diff = abs(losses["bertmini"] - losses["hf"]) if vs_hf else None
+
+def _side_result(seconds: float, flops: dict, peak: float | None, batch: dict) -> dict:
+    """One side's figures from its median step time; flops: {"dense": ..., "actual": ...}."""
+    batch_size, seq_len = batch["input_ids"].shape
+    return {
+        "step_ms": 1e3 * seconds,
+        "samples_per_s": batch_size / seconds,
+        "tokens_per_s": batch_size * seq_len / seconds,
+        "tflops": flops["dense"] / seconds / 1e12,  # dense-equivalent
+        "tflops_actual": flops["actual"] / seconds / 1e12,
+        "mfu": None if peak is None else flops["dense"] / seconds / (peak * 1e12),
+        "mfu_actual": None if peak is None else flops["actual"] / seconds / (peak * 1e12),
+    }
+
+
+def _comparison(results: dict, losses: dict) -> dict:
+    """Speed-ups over the Hugging Face sides that ran, and whether the losses agree."""
+    ours = results["bertmini"]["samples_per_s"]
+    hf, hf_sparse = results.get("hf"), results.get("hf_sparse")
+    loss_diff = abs(losses["bertmini"] - losses["hf"]) if hf else None
+    return {
+        "speedup": ours / hf["samples_per_s"] if hf else None,
+        "speedup_vs_hf_sparse": ours / hf_sparse["samples_per_s"] if hf_sparse else None,
+        "loss_bertmini": losses["bertmini"],
+        "loss_hf": losses.get("hf"),
+        "loss_hf_sparse": losses.get("hf_sparse"),
+        "loss_diff": loss_diff,
+        "losses_agree": None if loss_diff is None else loss_diff <= 1e-4 * max(1.0, losses["hf"]),
+    }
+
+
+def _settings(
+    config: BertConfig, batch_size: int, seq_len: int, device: torch.device, options: BenchOptions
+) -> dict:
+    """The run's settings as the result reports them: shapes, device, precision, steps, peak."""
+    _check_shape(config, batch_size, seq_len)
+    steps, warmup = _step_counts(device, options)
+    peak = options.peak_tflops if options.peak_tflops is not None else lookup_peak_tflops(device)
     return {
         "config": {
             "layers": config.num_hidden_layers,
@@ -406,33 +352,117 @@ def benchmark(
         },
         "batch_size": batch_size,
         "seq_len": seq_len,
-        "mlm_positions": mlm_positions,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if on_gpu else "cpu",
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
-        "precision": precision,
-        "compile": compile,
-        "hf_attention": hf_attention if vs_hf else None,
+        "precision": choose_precision(device, options.precision),
+        "compile": options.compile,
+        "hf_attention": options.hf_attention if options.vs_hf else None,
         "steps": steps,
         "warmup": warmup,
         "peak_tflops": peak,
-        "flops_per_step": dense_flops,
-        "flops_per_step_actual": actual_flops["bertmini"],
+    }
+
+
+def benchmark(
+    config: BertConfig,
+    batch_size: int,
+    seq_len: int,
+    device: torch.device | str = "cpu",
+    options: BenchOptions | None = None,
+    **changes,
+) -> dict:
+    """Time training steps of bertmini (and Hugging Face, alternating); returns the numbers.
+
+    options, or `changes` to the default BenchOptions (e.g. `vs_hf=False, steps=3`). Returns a
+    dict with "bertmini" and "hf" (None without vs_hf) holding step_ms, samples_per_s,
+    tokens_per_s, peak_memory_mb, tflops, mfu (dense-equivalent), mfu_actual, train_loss; plus
+    speedup, loss_bertmini, loss_hf, loss_diff and the settings.
+    """
+    options = replace(options or BenchOptions(), **changes)
+    device = choose_device(device)
+    settings = _settings(config, batch_size, seq_len, device, options)
+    sides = _make_sides(config, device, options)
+    batch = make_batch(config, batch_size, seq_len, device, options.seed)
+    losses = {name: eval_loss(model, batch) for name, model in sides.items()}
+
+    optimizers = {name: make_optimizer(model.train(), OPTIMIZER) for name, model in sides.items()}
+    train_steps = {
+        name: make_train_step(
+            compile_model(model) if options.compile else model,
+            optimizers[name],
+            batch,
+            settings["precision"],
+            device,
+        )
+        for name, model in sides.items()
+    }
+    steps, warmup = settings["steps"], settings["warmup"]
+    times, step_memory, loss_sums = _time_alternating(train_steps, steps, warmup, device)
+
+    mlm_positions = int((batch["labels"] != IGNORE_INDEX).sum())
+    dense = training_flops_per_step(config, batch_size, seq_len, batch_size * seq_len)
+    sparse = training_flops_per_step(config, batch_size, seq_len, mlm_positions)
+    actual = {"bertmini": sparse, "hf": dense, "hf_sparse": sparse}  # HF: the head everywhere
+    results = {}
+    for name in sides:
+        flops = {"dense": dense, "actual": actual[name]}
+        seconds = statistics.median(times[name])
+        results[name] = _side_result(seconds, flops, settings["peak_tflops"], batch)
+        results[name]["train_loss"] = (loss_sums[name] / steps).item()
+        # Both models stay resident: count this side's weights, optimizer state, and what its
+        # step allocated on top of what was there when it started.
+        state = _state_bytes(sides[name], optimizers[name]) + step_memory[name]
+        results[name]["peak_memory_mb"] = state / 2**20 if device.type == "cuda" else None
+    return {
+        **settings,
+        "mlm_positions": mlm_positions,
+        "flops_per_step": dense,
+        "flops_per_step_actual": sparse,
         "bertmini": results["bertmini"],
         "hf": results.get("hf"),
         "hf_sparse": results.get("hf_sparse"),
-        "speedup": speedup,
-        "speedup_vs_hf_sparse": (
-            results["bertmini"]["samples_per_s"] / results["hf_sparse"]["samples_per_s"]
-            if hf_sparse_head
-            else None
-        ),
-        "loss_bertmini": losses["bertmini"],
-        "loss_hf": losses.get("hf"),
-        "loss_hf_sparse": losses.get("hf_sparse"),
-        "loss_diff": loss_diff,
-        "losses_agree": None if loss_diff is None else loss_diff <= 1e-4 * max(1.0, losses["hf"]),
+        **_comparison(results, losses),
     }
+
+
+def _finetuning_loaders(
+    dataset: ClassificationDataset, pad_token_id: int, batch_size: int, seed: int
+) -> dict:
+    """The same examples in random batches and in length-bucketed ones."""
+    return {
+        "random batches": torch.utils.data.DataLoader(
+            dataset,
+            batch_size,
+            shuffle=True,
+            collate_fn=ClassificationCollator(pad_token_id),
+            generator=torch.Generator().manual_seed(seed),
+        ),
+        "length-bucketed": bucketed_loader(dataset, batch_size, shuffle=True, seed=seed),
+    }
+
+
+def _time_finetuning(sides: dict, steps: int, precision: str, device: torch.device) -> dict:
+    """Alternate the sides' training steps; step 0 of each warms up, untimed. Returns per side
+    the timed seconds, examples, padded tokens and real tokens."""
+    totals = {name: dict(seconds=0.0, examples=0, padded=0, real=0) for name in sides}
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    for i in range(steps + 1):
+        for name, (model, optimizer, batches) in sides.items():
+            batch = batches[i % len(batches)]
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = time.perf_counter()
+            training_step(model, [batch], optimizer, scaler, precision)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            if i > 0:
+                total = totals[name]
+                total["seconds"] += time.perf_counter() - start
+                total["examples"] += len(batch["labels"])
+                total["padded"] += batch["input_ids"].numel()
+                total["real"] += int(batch["attention_mask"].sum())
+    return totals
 
 
 def benchmark_finetuning(
@@ -450,74 +480,34 @@ def benchmark_finetuning(
     Their steps alternate; returns examples/s, padded tokens per example and the padding share
     of each side, and the speed-up of bucketing.
     """
-    from .data.corpus import sentiment_task
-    from .data.finetuning import ClassificationCollator, ClassificationDataset
-    from .data.finetuning import make_bucketed_loader as bucketed_loader
-    from .model import BertForSequenceClassification
-    from .tokenizer import Tokenizer
-
     if batch_size < 1 or steps < 1:
         raise ValueError(f"batch_size and steps must be >= 1, got {batch_size} and {steps}")
-    device = course.choose_device(device)
-    precision = course.choose_precision(device, precision)
+    device = choose_device(device)
+    precision = choose_precision(device, precision)
     rows = sentiment_task(seed)["train"]
     texts, labels = [text for text, _ in rows], [label for _, label in rows]
     tokenizer = Tokenizer.train(texts, vocab_size=config.vocab_size)
-    dataset = ClassificationDataset(texts, labels, tokenizer, config.max_position_embeddings)
-    loaders = {
-        "random batches": torch.utils.data.DataLoader(
-            dataset,
-            batch_size,
-            shuffle=True,
-            collate_fn=ClassificationCollator(tokenizer.pad_token_id),
-            generator=torch.Generator().manual_seed(seed),
-        ),
-        "length-bucketed": bucketed_loader(dataset, batch_size, shuffle=True, seed=seed),
-    }
     torch.manual_seed(seed)
     model = BertForSequenceClassification(replace(config, vocab_size=len(tokenizer)))
+    dataset = ClassificationDataset(texts, labels, tokenizer, config.max_position_embeddings)
     sides = {}
-    for name, loader in loaders.items():
+    for name, loader in _finetuning_loaders(
+        dataset, tokenizer.pad_token_id, batch_size, seed
+    ).items():
         copy = deepcopy(model).to(device).train()
-        optimizer = make_optimizer(copy, device)
         batches = [{k: v.to(device) for k, v in b.items()} for b in islice(loader, steps)]
-        sides[name] = (copy, optimizer, batches)
-    dtype = course.autocast_dtype(precision)
-    totals = {name: dict(seconds=0.0, examples=0, padded=0, real=0) for name in sides}
-    for i in range(steps + 1):  # step 0 of each side warms up, untimed
-        for name, (copy, optimizer, batches) in sides.items():
-            batch = batches[i % len(batches)]
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            start = time.perf_counter()
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-                loss = copy(**batch).loss
-            loss.backward()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            if i > 0:
-                total = totals[name]
-                total["seconds"] += time.perf_counter() - start
-                total["examples"] += len(batch["labels"])
-                total["padded"] += batch["input_ids"].numel()
-                total["real"] += int(batch["attention_mask"].sum())
-    result = {
-        "batch_size": batch_size,
-        "steps": steps,
-        "device": str(device),
-        "precision": precision,
-    }
+        sides[name] = (copy, make_optimizer(copy, OPTIMIZER), batches)
+    totals = _time_finetuning(sides, steps, precision, device)
+    result = {"batch_size": batch_size, "steps": steps, "device": str(device)}
+    result["precision"] = precision
     for name, total in totals.items():
         result[name] = {
             "examples_per_s": total["examples"] / total["seconds"],
             "padded_tokens_per_example": total["padded"] / total["examples"],
             "padding_share": 1 - total["real"] / total["padded"],
         }
-    result["speedup"] = (
-        result["length-bucketed"]["examples_per_s"] / result["random batches"]["examples_per_s"]
-    )
+    bucketed, random_batches = result["length-bucketed"], result["random batches"]
+    result["speedup"] = bucketed["examples_per_s"] / random_batches["examples_per_s"]
     return result
 
 
@@ -610,7 +600,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
         default="auto",
-        choices=["auto", *course.PRECISIONS],
+        choices=["auto", *PRECISIONS],
         help="auto = bf16 on GPUs with compute capability >= 8, fp16 below, fp32 on CPU",
     )
     parser.add_argument(
@@ -651,23 +641,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _compare_with_hf(choice: str | None) -> bool:
+    """--vs: "hf", "none", or None = Hugging Face when transformers is installed."""
+    if choice is not None:
+        return choice == "hf"
+    try:
+        import transformers  # noqa: F401  (optional and heavy: only asked here)
+    except ImportError:
+        print("transformers is not installed: timing bertmini alone")
+        return False
+    return True
+
+
 def run(args: argparse.Namespace) -> dict:
     """Run the benchmark the options describe, print the report (or JSON), return the result."""
-    device = course.choose_device(args.device)
+    device = choose_device(args.device)
     if args.threads is not None:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     overrides = {} if args.vocab_size is None else {"vocab_size": args.vocab_size}
     config = BertConfig.preset(args.preset, **overrides)
-    vs_hf = args.vs == "hf"
-    if args.vs is None:
-        try:
-            import transformers  # noqa: F401
-        except ImportError:
-            print("transformers is not installed: timing bertmini alone")
-        else:
-            vs_hf = True
     batch = args.batch if args.batch is not None else (256 if device.type == "cuda" else 32)
     if args.finetune:
         if args.vocab_size is None:  # the sentiment task has a few hundred words
@@ -675,26 +669,23 @@ def run(args: argparse.Namespace) -> dict:
         result = benchmark_finetuning(
             config, batch, device, args.steps or 20, args.precision, args.seed
         )
-        result["preset"] = args.preset
-        print(json.dumps(result) if args.json else format_finetuning_report(result))
-        return result
-    result = benchmark(
-        config,
-        batch,
-        args.seq,
-        device,
-        compile=args.compile,
-        vs_hf=vs_hf,
-        steps=args.steps,
-        warmup=args.warmup,
-        peak_tflops=args.peak_tflops,
-        precision=args.precision,
-        hf_attention=args.hf_attention,
-        seed=args.seed,
-        hf_sparse_head=args.hf_sparse_head,
-    )
+        report = format_finetuning_report
+    else:
+        options = BenchOptions(
+            compile=args.compile,
+            vs_hf=_compare_with_hf(args.vs),
+            steps=args.steps,
+            warmup=args.warmup,
+            peak_tflops=args.peak_tflops,
+            precision=args.precision,
+            hf_attention=args.hf_attention,
+            seed=args.seed,
+            hf_sparse_head=args.hf_sparse_head,
+        )
+        result = benchmark(config, batch, args.seq, device, options)
+        report = format_report
     result["preset"] = args.preset
-    print(json.dumps(result) if args.json else format_report(result))
+    print(json.dumps(result) if args.json else report(result))
     return result
 
 

@@ -1,16 +1,12 @@
-"""The course's settings: how big things are (profiles), where they run, and in what precision.
+"""The course's profiles: how big things are on each kind of machine.
 
-Every chapter and `make demo` ask this module three questions instead of hard-coding answers:
+Every chapter and `make demo` read their sizes here instead of hard-coding them. A *profile*
+names the sizes one machine can afford: `ci` (seconds, for tests), `cpu` (minutes on a laptop)
+and `gpu` (a Colab T4 or better). Pick one with the environment variable
+`BERTMINI_PROFILE=ci|cpu|gpu`; by default it is `gpu` when CUDA is there, else `cpu`.
 
-- **How big?** A *profile* names the sizes one machine can afford: `ci` (seconds, for tests),
-  `cpu` (minutes on a laptop) and `gpu` (a Colab T4 or better). Pick one with the environment
-  variable `BERTMINI_PROFILE=ci|cpu|gpu`; by default it is `gpu` when CUDA is there, else `cpu`.
-- **Where?** `choose_device()` takes CUDA, then Apple's MPS, then the CPU.
-- **In what precision?** `choose_precision(device)`: bf16 autocast on GPUs that compute in bf16
-  natively (compute capability >= 8.0: A100, H100, RTX 30xx+), fp16 autocast with a gradient
-  scaler on older GPUs such as Colab's T4, and plain fp32 on the CPU. The T4 is decided by its
-  compute capability because `torch.cuda.is_bf16_supported()` answers True there (bf16 is
-  emulated, and slow).
+Where and in what precision things run is `bertmini.device`; its choices are importable from
+here too, as chapters 00 and 07 import them.
 """
 
 import os
@@ -18,7 +14,16 @@ from dataclasses import dataclass, field
 
 import torch
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+from .device import choose_device, choose_precision, cpu_has_fast_bf16
+
+__all__ = [
+    "PROFILES",
+    "Profile",
+    "choose_device",
+    "choose_precision",
+    "cpu_has_fast_bf16",
+    "get_profile",
+]
 
 
 @dataclass(frozen=True)
@@ -132,62 +137,3 @@ def get_profile(name: "str | Profile | None" = None) -> Profile:
             "(set BERTMINI_PROFILE=ci|cpu|gpu, or leave it unset to choose by hardware)"
         )
     return PROFILES[key]
-
-
-def choose_device(preference: str | torch.device = "auto") -> torch.device:
-    """'auto' -> CUDA if present, else MPS, else CPU. Anything else is checked and returned."""
-    if isinstance(preference, torch.device):
-        return preference
-    if preference == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(preference)
-    except RuntimeError as error:
-        raise ValueError(
-            f"unknown device {preference!r}: expected 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
-        ) from error
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device {preference!r} asked for, but this PyTorch sees no CUDA GPU: "
-            "use --device cpu (or 'auto')"
-        )
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"device {preference!r} asked for, but MPS is not available: use 'cpu'")
-    return device
-
-
-def choose_precision(device: torch.device, preference: str = "auto") -> str:
-    """'fp32', 'bf16' or 'fp16' for training on `device` ('auto' decides by hardware).
-
-    bf16 needs compute capability >= 8.0 to be fast; older GPUs (T4 is 7.5) get fp16, which
-    needs a GradScaler because fp16's small range makes small gradients underflow to zero.
-    """
-    if preference != "auto":
-        if preference not in PRECISIONS:
-            raise ValueError(
-                f"unknown precision {preference!r}: expected 'auto' or one of "
-                f"{', '.join(PRECISIONS)}"
-            )
-        return preference
-    if device.type == "cuda":
-        major, _minor = torch.cuda.get_device_capability(device)
-        return "bf16" if major >= 8 else "fp16"
-    return "fp32"  # CPU and MPS: autocast there is slower than fp32 or not supported for training
-
-
-def cpu_has_fast_bf16() -> bool:
-    """Does this CPU compute bf16 matmuls natively (AVX512-BF16 or AMX)?
-
-    There, bf16 autocast makes a mini BERT's training step about 1.5x faster than fp32 (measured
-    on this project's AMD EPYC with AVX512-BF16); elsewhere bf16 is emulated and slower.
-    """
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-
-
-def autocast_dtype(precision: str) -> torch.dtype | None:
-    """The dtype autocast runs matmuls in, or None for plain fp32."""
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]

@@ -24,8 +24,9 @@ matplotlib.use("Agg")  # files only: the demo runs in a terminal
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from .course import choose_device, choose_precision, get_profile  # noqa: E402
+from .course import get_profile  # noqa: E402
 from .data.corpus import probes  # noqa: E402
+from .device import choose_device, choose_precision  # noqa: E402
 from .recipes import pretrain_short_first  # noqa: E402
 from .train import read_metrics  # noqa: E402
 from .transfer import (  # noqa: E402

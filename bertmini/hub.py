@@ -21,6 +21,7 @@ import re
 import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import torch
@@ -220,6 +221,94 @@ def _umask() -> int:
     mask = os.umask(0)  # reading the umask means setting it: put it straight back
     os.umask(mask)
     return mask
+
+
+# ---------------------------------------------------------------------------------------------
+# A bertmini model in and out of a checkpoint (its from_pretrained and save_pretrained)
+# ---------------------------------------------------------------------------------------------
+
+HEAD_PREFIXES = ("mlm.", "nsp.", "classifier.")  # task heads: one model's may be unused by another
+
+
+def bertmini_names(hf_weights: dict[str, torch.Tensor], base_prefix: str) -> dict:
+    """A checkpoint's weights under the names of a bertmini model whose BertModel sits at
+    `base_prefix` ("bert." in a model with heads, "" in a bare BertModel)."""
+    return _with_prefix(from_hf(hf_weights)[0], base_prefix)
+
+
+def load_checked(model: torch.nn.Module, weights: dict[str, torch.Tensor], source: str) -> None:
+    """bertmini-named weights into `model`, every tensor checked first.
+
+    `model._is_tied(name)` says which of its weights are another's. Weights the checkpoint lacks
+    stay random, with a warning; what was missing or left over is kept in `model.loading_info`.
+    """
+    _check_tensors(weights, model.state_dict(), source)
+    result = model.load_state_dict(weights, strict=False)
+    missing = [name for name in result.missing_keys if not model._is_tied(name)]
+    # Another model's head (mlm., nsp., classifier.) is fine to leave unused; anything else
+    # unknown means the checkpoint is not the architecture this config describes.
+    foreign = [n for n in result.unexpected_keys if not n.startswith(HEAD_PREFIXES)]
+    if foreign:
+        raise CheckpointError(
+            f"checkpoint {source} has {len(foreign)} tensors this {type(model).__name__} does "
+            f"not know (e.g. {foreign[:3]}): it was saved from another architecture"
+        )
+    model.loading_info = {"missing_keys": missing, "unexpected_keys": result.unexpected_keys}
+    if missing:
+        warnings.warn(
+            f"{type(model).__name__}: {len(missing)} weights not in {source} start random "
+            f"(e.g. {missing[:3]}); train them before use",
+            stacklevel=4,  # the caller of from_pretrained
+        )
+
+
+def _with_prefix(weights: dict[str, torch.Tensor], base_prefix: str) -> dict[str, torch.Tensor]:
+    """Checkpoints of a bare BertModel have no 'bert.' prefix; heads have their own."""
+    has_prefix = any(name.startswith("bert.") for name in weights)
+    renamed = {}
+    for name, tensor in weights.items():
+        if has_prefix and name.startswith("bert."):
+            name = base_prefix + name[len("bert.") :]
+        elif not has_prefix and not name.startswith(HEAD_PREFIXES):
+            name = base_prefix + name
+        renamed[name] = tensor
+    return renamed
+
+
+def _check_tensors(weights: dict, expected: dict, source: str) -> None:
+    """Every shape as the model's config expects it, and every value finite."""
+    for name, tensor in weights.items():
+        if name in expected and expected[name].shape != tensor.shape:
+            raise CheckpointError(
+                f"checkpoint {source}: '{name}' has shape {tuple(tensor.shape)}, but this "
+                f"config expects {tuple(expected[name].shape)}. The checkpoint was made with "
+                "another config: load it with that config (its config.json), not this one."
+            )
+        if name in expected and not tensor.isfinite().all():
+            raise CheckpointError(
+                f"checkpoint {source}: '{name}' holds NaN or infinite values; the model "
+                "it was saved from had diverged: use an earlier checkpoint"
+            )
+
+
+def hf_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A bertmini model's weights on the CPU under Hugging Face's names, tied copies left out."""
+    weights = {
+        name: tensor.detach().cpu()
+        for name, tensor in model.state_dict().items()
+        if not model._is_tied(name)
+    }
+    return to_hf(weights)
+
+
+def write_model(model: torch.nn.Module, directory: Path) -> None:
+    """config.json + model.safetensors of a bertmini model, in Hugging Face's format."""
+    config = {
+        **model.config.to_dict(),
+        "model_type": "bert",
+        "architectures": [type(model).__name__],
+    }
+    write_checkpoint(directory, config, hf_state_dict(model))
 
 
 # ---------------------------------------------------------------------------------------------

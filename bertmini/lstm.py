@@ -1,5 +1,7 @@
 """The encoder before Transformers: a bidirectional LSTM.
 
+Taught in chapter 04, chapters/04_encoders_lstm_vs_transformer.ipynb.
+
 An LSTM reads a sequence one token at a time, carrying a hidden state h and a cell state c.
 At step t, from the input x_t and the previous state (h, c), four gates are computed:
 
@@ -17,6 +19,10 @@ between distant tokens must travel step by step, and the steps cannot run in par
 Two paths with the same weights give the same numbers: the from-scratch loop over time steps
 below (for teaching) and `nn.LSTM` (cuDNN on a GPU; for speed). The weights live in the
 `nn.LSTM`, in its gate order i, f, g, o.
+
+`BiLSTMForPreTraining` and `BiLSTMForSequenceClassification` are BERT's models with this encoder
+in place of the Transformer layers (same embeddings, heads and outputs), so that chapter 04 can
+train the two encoders on one task.
 """
 
 import torch
@@ -24,6 +30,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .guard import refuse_if_checked
+from .model import BertConfig, BertForPreTraining, BertForSequenceClassification, BertModel
 
 
 def lstm_cell(
@@ -131,3 +138,30 @@ class BiLSTMEncoder(nn.Module):
             if layer < self.lstm.num_layers - 1 and self.training:
                 x = nn.functional.dropout(x, self.lstm.dropout)
         return x
+
+
+class BiLSTMModel(BertModel):
+    """BertModel with a BiLSTMEncoder of `num_hidden_layers` layers in place of the Transformer
+    layers: the same embeddings, pooler and outputs (but no attention weights)."""
+
+    def build_encoder(self, config: BertConfig) -> None:
+        self.lstm = BiLSTMEncoder(
+            config.hidden_size, config.num_hidden_layers, config.hidden_dropout_prob
+        )
+
+    def encode(self, x, attention_mask, output_attentions):
+        """Embeddings (batch, seq, hidden) -> (output, [input, output], [] : no attention)."""
+        output = self.lstm(x, attention_mask)  # (batch, seq, hidden)
+        return output, [x, output], []
+
+
+class BiLSTMForPreTraining(BertForPreTraining):
+    """BERT's MLM and NSP heads on the BiLSTM encoder."""
+
+    base_model_class = BiLSTMModel
+
+
+class BiLSTMForSequenceClassification(BertForSequenceClassification):
+    """BERT's classifier on the BiLSTM encoder's pooled first position."""
+
+    base_model_class = BiLSTMModel

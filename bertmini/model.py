@@ -1,5 +1,7 @@
 """BERT: a stack of Transformer encoder layers, pretrained to fill in masked words.
 
+Taught in chapter 05, chapters/05_assembling_bert.ipynb (the heads' losses: chapters 07 and 08).
+
     input_ids, segment ids, positions
         -> embeddings: word + segment + position, LayerNorm, dropout     (batch, seq, hidden)
         -> encoder: num_hidden_layers x EncoderLayer                      (batch, seq, hidden)
@@ -11,19 +13,15 @@
 
 The MLM head runs only where a label is given (labels != -100): the loss is the same as running
 it everywhere and discarding the rest, at a fraction of the cost (with BERT's 30,522-token
-vocabulary, the projection is most of a small BERT's work). For the same reason the last layer
-computes its output only at [CLS] and the labelled positions: after attention (whose keys and
-values still come from every position) each position is computed on its own, so the outputs
-that no loss reads can be skipped. With L layers that saves most of 1/L of the encoder's work.
-The encoder can also be a bidirectional LSTM (`encoder="bilstm"`), for comparing the two on the
-same task.
+vocabulary, the projection is most of a small BERT's work). `training_flops_per_step` counts
+that work. The same models with a bidirectional LSTM in place of the Transformer layers are in
+lstm.py, for comparing the two encoders on one task.
 
 Parameter and config names follow Hugging Face's `config.json`, so real checkpoints load as they
 are (see hub.py for the weight names).
 """
 
 import difflib
-import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -34,12 +32,10 @@ from torch import nn
 from . import hub
 from .attention import padding_mask
 from .guard import refuse_if_checked
-from .lstm import BiLSTMEncoder
 from .positional import SinusoidalPositions, learned_positions
 from .transformer import EncoderLayer
 
 IGNORE_INDEX = -100  # label value of positions that are not predicted (PyTorch's default)
-HEAD_PREFIXES = ("mlm.", "nsp.", "classifier.")  # task heads: one model's may be unused by another
 
 
 @dataclass
@@ -58,7 +54,6 @@ class BertConfig:
     initializer_range: float = 0.02
     pad_token_id: int = 0
     num_labels: int = 2
-    encoder: str = "transformer"  # or "bilstm"
     pre_layer_norm: bool = False  # BERT is post-LN
     position_embedding: str = "learned"  # or "sinusoidal"
     # Label names of a classifier, as Hugging Face keeps them (its pipelines read them).
@@ -105,12 +100,11 @@ class BertConfig:
             )
         if self.hidden_act not in ("gelu", "gelu_python"):
             raise ValueError(f"hidden_act {self.hidden_act!r} is not supported: BERT uses 'gelu'")
-        for name, allowed in (
-            ("encoder", ("transformer", "bilstm")),
-            ("position_embedding", ("learned", "sinusoidal")),
-        ):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.position_embedding not in ("learned", "sinusoidal"):
+            raise ValueError(
+                "position_embedding must be 'learned' or 'sinusoidal', "
+                f"got {self.position_embedding!r}"
+            )
         if self.id2label is not None:  # JSON keys are strings: {"0": "negative"}
             self.id2label = {int(i): str(label) for i, label in self.id2label.items()}
             if sorted(self.id2label) != list(range(self.num_labels)):
@@ -148,10 +142,10 @@ class BertConfig:
 
 
 @dataclass
-class BertOutput:
+class ModelOutput:
     """What every model returns; fields a model does not compute are None."""
 
-    last_hidden_state: torch.Tensor | None  # (batch, seq, hidden); None if the last layer skipped
+    last_hidden_state: torch.Tensor  # (batch, seq, hidden)
     pooler_output: torch.Tensor | None = None  # (batch, hidden)
     hidden_states: tuple[torch.Tensor, ...] | None = None  # embeddings + one per layer
     attentions: tuple[torch.Tensor, ...] | None = None  # one per layer, (batch, heads, seq, seq)
@@ -232,78 +226,20 @@ class PreTrainedModel(nn.Module):
         except (TypeError, ValueError) as error:
             raise hub.CheckpointError(f"{directory / 'config.json'}: {error}") from None
         model = cls(config)
-        weights, _ = hub.from_hf(hf_weights)
-        weights = model._from_checkpoint_prefixes(weights)
+        weights = hub.bertmini_names(hf_weights, model.base_prefix)
         model.load_checked_state_dict(weights, source=str(directory))
         return model
 
-    def _from_checkpoint_prefixes(self, weights: dict) -> dict:
-        """Checkpoints of a bare BertModel have no 'bert.' prefix; heads have their own."""
-        has_prefix = any(name.startswith("bert.") for name in weights)
-        renamed = {}
-        for name, tensor in weights.items():
-            if has_prefix and name.startswith("bert."):
-                name = self.base_prefix + name[len("bert.") :]
-            elif not has_prefix and not name.startswith(("mlm.", "nsp.", "classifier.")):
-                name = self.base_prefix + name
-            renamed[name] = tensor
-        return renamed
-
     def load_checked_state_dict(self, weights: dict[str, torch.Tensor], source: str = "") -> None:
-        """Load weights after checking every shape against this model's config."""
-        expected = self.state_dict()
-        for name, tensor in weights.items():
-            if name in expected and expected[name].shape != tensor.shape:
-                raise hub.CheckpointError(
-                    f"checkpoint {source}: '{name}' has shape {tuple(tensor.shape)}, but this "
-                    f"config expects {tuple(expected[name].shape)}. The checkpoint was made with "
-                    "another config: load it with that config (its config.json), not this one."
-                )
-            if name in expected and not tensor.isfinite().all():
-                raise hub.CheckpointError(
-                    f"checkpoint {source}: '{name}' holds NaN or infinite values; the model "
-                    "it was saved from had diverged: use an earlier checkpoint"
-                )
-        result = self.load_state_dict(weights, strict=False)
-        missing = [name for name in result.missing_keys if not self._is_tied(name)]
-        # Another model's head (mlm., nsp., classifier.) is fine to leave unused; anything else
-        # unknown means the checkpoint is not the architecture this config describes.
-        foreign = [n for n in result.unexpected_keys if not n.startswith(HEAD_PREFIXES)]
-        if foreign:
-            raise hub.CheckpointError(
-                f"checkpoint {source} has {len(foreign)} tensors this {type(self).__name__} does "
-                f"not know (e.g. {foreign[:3]}): it was saved from another architecture"
-            )
-        self.loading_info = {"missing_keys": missing, "unexpected_keys": result.unexpected_keys}
-        if missing:
-            warnings.warn(
-                f"{type(self).__name__}: {len(missing)} weights not in {source} start random "
-                f"(e.g. {missing[:3]}); train them before use",
-                stacklevel=3,
-            )
+        """Load weights after checking every shape against this model's config (hub.py)."""
+        hub.load_checked(self, weights, source)
 
     def _is_tied(self, name: str) -> bool:
         return False
 
-    def _may_skip_positions(self, output_attentions: bool, output_hidden_states: bool) -> bool:
-        """Whether the last layer may compute only the positions the heads read: not when every
-        position's vectors or attention weights are asked for, nor for the LSTM encoder."""
-        asked = output_attentions or output_hidden_states
-        return self.config.encoder == "transformer" and not asked
-
     def save_pretrained(self, directory: str | Path) -> None:
         """Write config.json + model.safetensors in Hugging Face's format (atomically)."""
-        config = {
-            **self.config.to_dict(),
-            "model_type": "bert",
-            "architectures": [type(self).__name__],
-        }
-        weights = {
-            name: tensor.detach().cpu()
-            for name, tensor in self.state_dict().items()
-            if not self._is_tied(name)
-        }
-        hub.write_checkpoint(Path(directory), config, hub.to_hf(weights))
+        hub.write_model(self, Path(directory))
 
     def _check_inputs(self, input_ids, token_type_ids, attention_mask) -> None:
         """Clear errors for the mistakes that otherwise surface deep inside torch."""
@@ -363,31 +299,45 @@ class BertModel(PreTrainedModel):
         super().__init__()
         self.config = config
         self.embeddings = Embeddings(config)
-        if config.encoder == "transformer":
-            self.layers = nn.ModuleList(
-                EncoderLayer(
-                    config.hidden_size,
-                    config.num_attention_heads,
-                    config.intermediate_size,
-                    config.hidden_dropout_prob,
-                    config.attention_probs_dropout_prob,
-                    config.layer_norm_eps,
-                    config.pre_layer_norm,
-                )
-                for _ in range(config.num_hidden_layers)
-            )
-            # Pre-LN leaves the last residual sum unnormalised.
-            self.final_norm = (
-                nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-                if config.pre_layer_norm
-                else None
-            )
-        else:
-            self.lstm = BiLSTMEncoder(
-                config.hidden_size, config.num_hidden_layers, config.hidden_dropout_prob
-            )
+        self.build_encoder(config)
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size)
         self.init_weights()
+
+    def build_encoder(self, config: BertConfig) -> None:
+        """The stack of Transformer layers (lstm.BiLSTMModel builds its LSTM here instead)."""
+        self.layers = nn.ModuleList(
+            EncoderLayer(
+                config.hidden_size,
+                config.num_attention_heads,
+                config.intermediate_size,
+                config.hidden_dropout_prob,
+                config.attention_probs_dropout_prob,
+                config.layer_norm_eps,
+                config.pre_layer_norm,
+            )
+            for _ in range(config.num_hidden_layers)
+        )
+        # Pre-LN leaves the last residual sum unnormalised.
+        self.final_norm = (
+            nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+            if config.pre_layer_norm
+            else None
+        )
+
+    def encode(
+        self, x: torch.Tensor, attention_mask: torch.Tensor | None, output_attentions: bool
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor | None]]:
+        """Embeddings (batch, seq, hidden) -> (output (batch, seq, hidden), [the input and each
+        layer's output], [each layer's attention weights, or None when not asked])."""
+        mask = None if attention_mask is None else padding_mask(attention_mask)
+        hidden_states, attentions = [x], []
+        for layer in self.layers:
+            x, weights = layer(x, mask, output_attentions)
+            hidden_states.append(x)
+            attentions.append(weights)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        return x, hidden_states, attentions
 
     def forward(
         self,
@@ -396,35 +346,15 @@ class BertModel(PreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
-        output_positions: torch.Tensor | None = None,
-    ) -> BertOutput:
-        """input_ids, token_type_ids, attention_mask: (batch, seq); mask 1 = real, 0 = padding.
-
-        output_positions: (batch, n) int64 or None: the last layer computes its output only at
-        these positions, and last_hidden_state is (batch, n, hidden). The pooler reads row 0, so
-        put position 0 ([CLS]) first.
-        """
+    ) -> ModelOutput:
+        """input_ids, token_type_ids, attention_mask: (batch, seq); mask 1 = real, 0 = padding."""
         self._check_inputs(input_ids, token_type_ids, attention_mask)
-        if output_positions is not None and self.config.encoder != "transformer":
-            raise ValueError("output_positions needs the Transformer encoder")
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
         x = self.embeddings(input_ids, token_type_ids)  # (batch, seq, hidden)
-        hidden_states, attentions = [x], []
-        if self.config.encoder == "bilstm":
-            x = self.lstm(x, attention_mask)
-            hidden_states.append(x)
-        else:
-            mask = None if attention_mask is None else padding_mask(attention_mask)
-            for i, layer in enumerate(self.layers):
-                last = i == len(self.layers) - 1
-                x, weights = layer(x, mask, output_attentions, output_positions if last else None)
-                hidden_states.append(x)
-                attentions.append(weights)
-            if self.final_norm is not None:
-                x = self.final_norm(x)
+        x, hidden_states, attentions = self.encode(x, attention_mask, output_attentions)
         pooled = torch.tanh(self.pooler(x[:, 0]))  # (batch, hidden), from [CLS]
-        return BertOutput(
+        return ModelOutput(
             last_hidden_state=x,
             pooler_output=pooled,
             hidden_states=tuple(hidden_states) if output_hidden_states else None,
@@ -453,12 +383,13 @@ class BertForPreTraining(PreTrainedModel):
     """BERT with its two pretraining heads: masked language model and next-sentence prediction."""
 
     base_prefix = "bert."
+    base_model_class = BertModel  # lstm.py's models put a BiLSTM here
 
     def __init__(self, config: BertConfig):
         refuse_if_checked("BertForPreTraining")  # see bertmini.guard
         super().__init__()
         self.config = config
-        self.bert = BertModel(config)
+        self.bert = self.base_model_class(config)
         self.mlm = MaskedLMHead(config, self.bert.embeddings.word)
         self.nsp = nn.Linear(config.hidden_size, 2)
         self.init_weights()
@@ -475,43 +406,29 @@ class BertForPreTraining(PreTrainedModel):
         next_sentence_label: torch.Tensor | None = None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
-    ) -> BertOutput:
+    ) -> ModelOutput:
         """labels: (batch, seq), the original id where a token is to be predicted, else -100.
         next_sentence_label: (batch,), 0 = B follows A, 1 = B is random.
 
-        With labels, the losses read the last layer only at [CLS] and the labelled positions, so
-        only those are computed there (`output_positions`): last_hidden_state is then None, and
-        mlm_logits is (labelled, vocab), in row-major order of the labels. Ask for
-        output_hidden_states=True (or call without labels) to get every position.
+        With labels, mlm_logits is (labelled, vocab): the MLM head runs only at the labelled
+        positions, in row-major order of the labels. Without, (batch, seq, vocab).
         """
         if labels is not None and labels.shape != input_ids.shape:
             raise ValueError(
                 f"labels must have the shape of input_ids {tuple(input_ids.shape)}, "
                 f"got {tuple(labels.shape)}"
             )
-        positions = None
-        if labels is not None and self._may_skip_positions(output_attentions, output_hidden_states):
-            positions = positions_to_compute(labels)  # (batch, n)
         out = self.bert(
-            input_ids,
-            token_type_ids,
-            attention_mask,
-            output_attentions,
-            output_hidden_states,
-            output_positions=positions,
+            input_ids, token_type_ids, attention_mask, output_attentions, output_hidden_states
         )
-        hidden = out.last_hidden_state  # (batch, seq or n, hidden)
         out.nsp_logits = self.nsp(out.pooler_output)  # (batch, 2)
         if labels is None:
-            out.mlm_logits = self.mlm(hidden)  # (batch, seq, vocab): every position
+            out.mlm_logits = self.mlm(out.last_hidden_state)  # (batch, seq, vocab)
             return out
-        if positions is not None:
-            labels = labels.gather(1, positions)  # (batch, n): the labels of those positions
-            out.last_hidden_state = None
-        # Only the labelled positions go through the head: (labelled, hidden) -> (labelled, vocab).
-        # (Boolean indexing has a data-dependent shape; torch.compile handles it as dynamic.)
+        # The head only where a label is: (labelled, hidden) -> (labelled, vocab). (Boolean
+        # indexing has a data-dependent size; device.compile_model keeps it in one graph.)
         labelled = labels != IGNORE_INDEX
-        out.mlm_logits = self.mlm(hidden[labelled])
+        out.mlm_logits = self.mlm(out.last_hidden_state[labelled])
         # A sum over the labelled tokens divided by their count (at least 1): a batch in which
         # no token was masked has an MLM loss of 0, not 0/0 = NaN.
         mlm_loss_sum = F.cross_entropy(out.mlm_logits.float(), labels[labelled], reduction="sum")
@@ -523,30 +440,16 @@ class BertForPreTraining(PreTrainedModel):
         return out
 
 
-def positions_to_compute(labels: torch.Tensor) -> torch.Tensor:
-    """(batch, seq) MLM labels -> (batch, n) positions the pretraining losses read, ascending:
-    [CLS] (position 0, for NSP) and every labelled position. Rows with fewer are filled up with
-    unlabelled positions (computed, then ignored); n is the largest count of any row (at least 2).
-    """
-    needed = labels != IGNORE_INDEX
-    # [CLS], and one more position: torch.compile cannot prove that a size it reads from the
-    # data is not 1 (a size that would broadcast), so it is kept at 2 or more.
-    needed[:, :2] = True
-    n = int(needed.sum(1).max())  # reads the count back: the shape depends on the data
-    torch._check(n >= min(2, labels.size(1)))
-    # A stable sort of "not needed" puts the needed positions first, in their order.
-    return torch.argsort((~needed).to(torch.int8), dim=1, stable=True)[:, :n]
-
-
-class BertForSequenceClassification(PreTrainedModel):
-    """BERT with a classifier on the pooled [CLS] vector: (batch, seq) -> (batch, num_labels)."""
+class _Classifier(PreTrainedModel):
+    """BERT, dropout and a linear classifier on `features(out)`: the two classifiers below."""
 
     base_prefix = "bert."
+    base_model_class = BertModel  # lstm.py's models put a BiLSTM here
 
     def __init__(self, config: BertConfig):
         super().__init__()
         self.config = config
-        self.bert = BertModel(config)
+        self.bert = self.base_model_class(config)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.init_weights()
@@ -559,65 +462,55 @@ class BertForSequenceClassification(PreTrainedModel):
         labels: torch.Tensor | None = None,
         output_attentions: bool = False,
         output_hidden_states: bool = False,
-    ) -> BertOutput:
-        """labels: (batch,) class indices in [0, num_labels).
-
-        The classifier reads [CLS] only, so the last layer computes only [CLS] and
-        last_hidden_state is None, unless output_hidden_states or output_attentions is asked.
-        """
-        positions = None
-        valid = isinstance(input_ids, torch.Tensor)  # else BertModel says what is wrong
-        if valid and self._may_skip_positions(output_attentions, output_hidden_states):
-            positions = torch.zeros_like(input_ids[..., :1], dtype=torch.long)  # (batch, 1)
+    ) -> ModelOutput:
+        """labels: as the class says; out.logits always, out.loss with labels."""
+        self.check_labels(input_ids, labels)
         out = self.bert(
-            input_ids,
-            token_type_ids,
-            attention_mask,
-            output_attentions,
-            output_hidden_states,
-            output_positions=positions,
+            input_ids, token_type_ids, attention_mask, output_attentions, output_hidden_states
         )
-        if positions is not None:
-            out.last_hidden_state = None
-        out.logits = self.classifier(self.dropout(out.pooler_output))
+        out.logits = self.classifier(self.dropout(self.features(out)))
         if labels is not None:
-            out.loss = F.cross_entropy(out.logits.float(), labels.view(-1))
+            out.loss = self.loss(out.logits, labels)
         return out
 
+    def check_labels(self, input_ids, labels: torch.Tensor | None) -> None:
+        """A clear error for labels of the wrong shape (BertModel checks input_ids)."""
 
-class BertForTokenClassification(PreTrainedModel):
-    """BERT with a classifier on every position: (batch, seq) -> (batch, seq, num_labels).
+    def features(self, out: ModelOutput) -> torch.Tensor:
+        raise NotImplementedError
 
-    For tagging words (named entities, word roles): as in the BERT paper's CoNLL experiment, a
-    word's label sits on its first WordPiece, and the other pieces, [CLS], [SEP] and padding
-    carry -100 and are left out of the loss. Weights and outputs match Hugging Face's
-    `BertForTokenClassification`, which has no pooler.
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class BertForSequenceClassification(_Classifier):
+    """BERT with a classifier on the pooled [CLS] vector: (batch, seq) -> (batch, num_labels).
+
+    labels: (batch,) class indices in [0, num_labels).
     """
 
-    base_prefix = "bert."
+    def features(self, out: ModelOutput) -> torch.Tensor:
+        return out.pooler_output  # (batch, hidden)
 
-    def __init__(self, config: BertConfig):
-        super().__init__()
-        self.config = config
-        self.bert = BertModel(config)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.init_weights()
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(logits.float(), labels.view(-1))
+
+
+class BertForTokenClassification(_Classifier):
+    """BERT with a classifier on every position: (batch, seq) -> (batch, seq, num_labels).
+
+    labels: (batch, seq) class ids, -100 where a position is not scored. For tagging words
+    (named entities, word roles): as in the BERT paper's CoNLL experiment, a word's label sits on
+    its first WordPiece, and the other pieces, [CLS], [SEP] and padding carry -100 and are left
+    out of the loss. Weights and outputs match Hugging Face's `BertForTokenClassification`,
+    which has no pooler.
+    """
 
     def _is_tied(self, name: str) -> bool:
         # Weights neither saved nor expected: the pooler, which no token reads (HF has none).
         return name.startswith("bert.pooler.")
 
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        token_type_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        labels: torch.Tensor | None = None,
-        output_attentions: bool = False,
-        output_hidden_states: bool = False,
-    ) -> BertOutput:
-        """labels: (batch, seq) class ids, -100 where a position is not scored."""
+    def check_labels(self, input_ids, labels: torch.Tensor | None) -> None:
         if labels is not None and (
             not isinstance(input_ids, torch.Tensor) or labels.shape != input_ids.shape
         ):
@@ -626,15 +519,14 @@ class BertForTokenClassification(PreTrainedModel):
                 f"labels must have the shape of input_ids {shape}, got {tuple(labels.shape)}: "
                 "one label per token, -100 where none"
             )
-        out = self.bert(
-            input_ids, token_type_ids, attention_mask, output_attentions, output_hidden_states
+
+    def features(self, out: ModelOutput) -> torch.Tensor:
+        return out.last_hidden_state  # (batch, seq, hidden)
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(
+            logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX
         )
-        out.logits = self.classifier(self.dropout(out.last_hidden_state))  # (batch, seq, labels)
-        if labels is not None:
-            out.loss = F.cross_entropy(
-                out.logits.float().flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX
-            )
-        return out
 
 
 def load_config(directory: str | Path) -> BertConfig:
@@ -647,14 +539,22 @@ def load_config(directory: str | Path) -> BertConfig:
         raise hub.CheckpointError(f"{config_file}: {error}") from None
 
 
-def compile_model(model: nn.Module) -> nn.Module:
-    """`torch.compile(model)` as one graph: forward and backward with no graph break.
+def training_flops_per_step(config: BertConfig, batch: int, seq: int, mlm_positions: int) -> int:
+    """Matmul FLOPs of one training step (forward + backward) of BertForPreTraining.
 
-    The MLM head's `hidden[labelled]` and the last layer's positions have sizes that depend on
-    the data (how many positions carry a label). By default torch.compile stops its graph at
-    such an operator, or at a count read back from a tensor, and runs the rest eagerly; asking
-    it to capture data-dependent shapes and scalars keeps the step in one graph.
+    2 FLOPs per multiply-add forward and twice that backward: 6 per weight per token.
+
+        6*B*S*L*(4H^2 + 2*H*I)     the encoder's matmuls: Q, K, V, output (4H^2) and the FFN (2HI)
+      + 12*B*L*S^2*H               attention scores Q K^T and the weighted sum of V
+      + 6*M*(H^2 + H*V)            the MLM head: transform (H^2) and vocabulary decoder (HV)
+
+    mlm_positions (M): positions the MLM head runs on (batch * seq for a dense head). Embedding
+    look-ups, LayerNorms, softmaxes, the pooler and NSP head are left out (a fraction of a %).
+    Taught in chapter 10, chapters/10_scaling_up.ipynb.
     """
-    torch._dynamo.config.capture_dynamic_output_shape_ops = True
-    torch._dynamo.config.capture_scalar_outputs = True
-    return torch.compile(model)
+    refuse_if_checked("training_flops_per_step")  # see bertmini.guard
+    hidden, layers, inter = config.hidden_size, config.num_hidden_layers, config.intermediate_size
+    encoder = 6 * batch * seq * layers * (4 * hidden**2 + 2 * hidden * inter)
+    attention = 12 * batch * layers * seq**2 * hidden
+    mlm_head = 6 * mlm_positions * (hidden**2 + hidden * config.vocab_size)
+    return encoder + attention + mlm_head

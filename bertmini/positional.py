@@ -1,5 +1,7 @@
 """Positions: attention alone cannot tell word order, so each position adds a vector of its own.
 
+Taught in chapter 02, chapters/02_positional_encoding.ipynb.
+
 Self-attention is permutation-equivariant: shuffle the tokens and the outputs shuffle the same
 way. To know that "dog bites man" differs from "man bites dog", a vector that depends on the
 position is added to each token embedding. Two ways:

@@ -14,7 +14,7 @@ What makes it trustworthy:
   (`linear_warmup_decay`). BERT's recipe; warmup keeps Adam's early, noisy steps small.
 - **AdamW** with weight decay on weight matrices only: biases and LayerNorm parameters are
   offsets and scales, and pulling them towards 0 only hurts.
-- **Precision** chosen by device (`bertmini.course.choose_precision`): bf16 autocast on recent
+- **Precision** chosen by device (`bertmini.device.choose_precision`): bf16 autocast on recent
   GPUs, fp16 autocast + `GradScaler` on older ones (the scaler multiplies the loss so small
   gradients survive fp16, and skips a step whose gradients overflowed), fp32 on the CPU.
 - **Checkpoints** hold everything a run's future depends on: weights, optimizer moments, the
@@ -62,7 +62,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
 from . import rundir
-from .course import PRECISIONS, autocast_dtype, choose_device, choose_precision
+from .device import PRECISIONS, autocast_dtype, choose_device, choose_precision, compile_model
 from .guard import refuse_if_checked
 from .hub import (
     CHECKPOINT,
@@ -73,7 +73,6 @@ from .hub import (
     save_checkpoint,
     save_model,
 )
-from .model import compile_model
 from .options import at_least, number, option
 from .options import seed as seed_type
 from .rundir import RunStateError, publish_files
@@ -206,7 +205,9 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
     parameters = [p for p in model.parameters() if p.requires_grad]
     decayed = [p for p in parameters if p.dim() >= 2]
     not_decayed = [p for p in parameters if p.dim() < 2]
-    on_cuda = parameters[0].device.type == "cuda"
+    # One kernel for the whole update instead of several per parameter (on a CPU too: a mini
+    # BERT's AdamW step took 40 ms fused against 130 ms, one thread).
+    fused = parameters[0].device.type in ("cuda", "cpu")
     return torch.optim.AdamW(
         [
             {"params": decayed, "weight_decay": config.weight_decay},
@@ -215,7 +216,7 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
         lr=config.lr,
         betas=config.betas,
         eps=config.eps,
-        fused=on_cuda,  # one kernel for the whole update instead of several per parameter
+        fused=fused,
     )
 
 

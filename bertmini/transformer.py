@@ -1,5 +1,7 @@
 """The Transformer encoder layer, as BERT has it.
 
+Taught in chapter 04, chapters/04_encoders_lstm_vs_transformer.ipynb.
+
 One layer = self-attention, then a position-wise feed-forward network (FFN), each wrapped in a
 residual connection and a LayerNorm. BERT (like the original Transformer) normalises *after*
 adding the residual ("post-LN"):
@@ -49,36 +51,18 @@ class EncoderLayer(nn.Module):
         return self.ffn_out(F.gelu(self.ffn_in(x)))  # F.gelu's default is the exact erf form
 
     def forward(
-        self,
-        x: torch.Tensor,
-        mask: torch.Tensor | None = None,
-        need_weights: bool = False,
-        positions: torch.Tensor | None = None,
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, need_weights: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x: (batch, seq, hidden); mask: bool (batch, 1, 1, seq), True = real key.
-
-        positions: (batch, n) int64 or None: compute the output only at these positions (their
-        queries attend to every position) -> (batch, n, hidden). Everything after attention
-        works on each position alone, so those n vectors are the same as in the full output.
-        """
+        """One layer: x (batch, seq, hidden) -> (batch, seq, hidden), and the attention weights
+        (batch, heads, seq, seq) if need_weights, else None. mask: bool (batch, 1, 1, seq),
+        True where the key is a real token."""
         refuse_if_checked("EncoderLayer")  # see bertmini.guard
         if self.pre_layer_norm:
-            normed = self.attention_norm(x)
-            attended, weights = self.attention(
-                normed, mask, need_weights, queries=select_positions(normed, positions)
-            )
-            x = select_positions(x, positions) + self.dropout(attended)
+            attended, weights = self.attention(self.attention_norm(x), mask, need_weights)
+            x = x + self.dropout(attended)
             x = x + self.dropout(self.feed_forward(self.ffn_norm(x)))
         else:
-            query = select_positions(x, positions)
-            attended, weights = self.attention(x, mask, need_weights, queries=query)
-            x = self.attention_norm(query + self.dropout(attended))
+            attended, weights = self.attention(x, mask, need_weights)
+            x = self.attention_norm(x + self.dropout(attended))
             x = self.ffn_norm(x + self.dropout(self.feed_forward(x)))
         return x, weights
-
-
-def select_positions(x: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
-    """x: (batch, seq, hidden), positions: (batch, n) -> (batch, n, hidden); None -> x."""
-    if positions is None:
-        return x
-    return x.gather(1, positions[:, :, None].expand(-1, -1, x.size(-1)))

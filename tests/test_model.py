@@ -7,8 +7,13 @@ import transformers
 
 from bertmini import BertConfig, BertForPreTraining, BertForSequenceClassification, BertModel
 from bertmini.attention import MultiHeadAttention, padding_mask, scaled_dot_product_attention
-from bertmini.lstm import BiLSTMEncoder, LSTMCell, lstm_cell
-from bertmini.model import positions_to_compute
+from bertmini.lstm import (
+    BiLSTMEncoder,
+    BiLSTMForPreTraining,
+    BiLSTMForSequenceClassification,
+    LSTMCell,
+    lstm_cell,
+)
 from bertmini.positional import sinusoidal_encoding
 
 SMALL = dict(
@@ -142,13 +147,13 @@ def test_paper_parameter_counts():
 
 def test_classification_and_bilstm_and_pre_ln_run():
     input_ids, segments, mask, _, _ = padded_pair_batch()
-    for overrides in (
-        {},
-        {"encoder": "bilstm"},
-        {"pre_layer_norm": True},
-        {"position_embedding": "sinusoidal"},
+    for model_class, overrides in (
+        (BertForSequenceClassification, {}),
+        (BiLSTMForSequenceClassification, {}),
+        (BertForSequenceClassification, {"pre_layer_norm": True}),
+        (BertForSequenceClassification, {"position_embedding": "sinusoidal"}),
     ):
-        model = BertForSequenceClassification(BertConfig(**SMALL, **overrides))
+        model = model_class(BertConfig(**SMALL, **overrides))
         out = model(input_ids, segments, mask, labels=torch.tensor([0, 1, 1]))
         assert out.logits.shape == (3, 2)
         out.loss.backward()
@@ -172,59 +177,48 @@ def test_outputs_attentions_and_hidden_states():
 
 
 @pytest.mark.parametrize("pre_layer_norm", [False, True])
-def test_last_layer_only_where_the_losses_read_gives_the_same_loss_and_gradients(pre_layer_norm):
-    """With labels the last layer computes [CLS] and the labelled positions only; asking for the
-    hidden states forces every position. Loss, logits and every gradient must agree."""
+def test_mlm_head_only_where_labelled_gives_the_dense_loss_and_gradients(pre_layer_norm):
+    """With labels the MLM head runs at the labelled positions only: logits, loss and every
+    gradient must be those of the head run everywhere and the unlabelled positions ignored."""
     torch.manual_seed(0)
     model = BertForPreTraining(BertConfig(**SMALL, pre_layer_norm=pre_layer_norm)).eval()
     input_ids, segments, mask, labels, nsp = padded_pair_batch()
-    labels[2] = -100  # a row with no label at all: only its [CLS] is needed
-    labels[0, 0] = input_ids[0, 0]  # a label at position 0, which [CLS] also needs
-    results = []
-    for dense in (False, True):
-        model.zero_grad()
-        out = model(input_ids, segments, mask, labels, nsp, output_hidden_states=dense)
-        out.loss.backward()
-        grads = {name: p.grad.clone() for name, p in model.named_parameters()}
-        results.append((out, grads))
-    (sparse, sparse_grads), (full, full_grads) = results
-    assert sparse.last_hidden_state is None and full.last_hidden_state.shape == (3, 16, 64)
-    assert sparse.mlm_logits.shape == (int((labels != -100).sum()), 120)
-    torch.testing.assert_close(sparse.mlm_logits, full.mlm_logits, atol=1e-5, rtol=0)
+    labels[2] = -100  # a row with no label at all
+    labels[0, 0] = input_ids[0, 0]  # a label at position 0, which NSP's [CLS] also reads
+    sparse = model(input_ids, segments, mask, labels, nsp)
+    sparse.loss.backward()
+    sparse_grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad()
+    full = model(input_ids, segments, mask)  # no labels: logits at every position
+    labelled = labels != -100
+    full_mlm_loss = torch.nn.functional.cross_entropy(
+        full.mlm_logits.flatten(0, 1), labels.flatten()
+    )
+    full_loss = full_mlm_loss + torch.nn.functional.cross_entropy(full.nsp_logits, nsp)
+    full_loss.backward()
+    assert sparse.last_hidden_state.shape == full.last_hidden_state.shape == (3, 16, 64)
+    assert sparse.mlm_logits.shape == (int(labelled.sum()), 120)
+    torch.testing.assert_close(sparse.mlm_logits, full.mlm_logits[labelled], atol=1e-5, rtol=0)
     torch.testing.assert_close(sparse.nsp_logits, full.nsp_logits, atol=1e-5, rtol=0)
-    torch.testing.assert_close(sparse.loss, full.loss, atol=1e-6, rtol=0)
-    for name, grad in full_grads.items():
-        torch.testing.assert_close(sparse_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+    torch.testing.assert_close(sparse.loss, full_loss, atol=1e-6, rtol=0)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(sparse_grads[name], p.grad, atol=1e-5, rtol=1e-4, msg=name)
 
 
-def test_classifier_computes_only_cls_in_the_last_layer_with_the_same_result():
+@pytest.mark.parametrize(
+    "model_class",
+    [BertForPreTraining, BertForSequenceClassification, BiLSTMForPreTraining],
+)
+def test_every_model_returns_every_position_of_the_last_layer(model_class):
     torch.manual_seed(0)
-    model = BertForSequenceClassification(BertConfig(**SMALL)).eval()
-    input_ids, segments, mask, _, _ = padded_pair_batch()
-    labels = torch.tensor([0, 1, 1])
-    results = []
-    for dense in (False, True):
-        model.zero_grad()
-        out = model(input_ids, segments, mask, labels, output_hidden_states=dense)
-        out.loss.backward()
-        results.append((out, {name: p.grad.clone() for name, p in model.named_parameters()}))
-    (cls_only, cls_grads), (full, full_grads) = results
-    assert cls_only.last_hidden_state is None and full.last_hidden_state.shape == (3, 16, 64)
-    torch.testing.assert_close(cls_only.logits, full.logits, atol=1e-5, rtol=0)
-    for name, grad in full_grads.items():
-        torch.testing.assert_close(cls_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
-
-
-def test_positions_to_compute_are_cls_then_the_labelled_ones_in_order():
-    labels = torch.full((3, 8), -100)
-    labels[0, [2, 5]] = 7
-    labels[1, [1, 3, 4, 6]] = 7
-    positions = positions_to_compute(labels)
-    assert positions.shape == (3, 5)  # [CLS] + the 4 labels of the busiest row
-    assert positions[0, :4].tolist() == [0, 1, 2, 5]  # position 1 too: n is at least 2
-    assert positions[1].tolist() == [0, 1, 3, 4, 6]
-    assert positions[2, :2].tolist() == [0, 1]
-    assert all(len(set(row.tolist())) == 5 for row in positions)  # filled up, never repeated
+    model = model_class(BertConfig(**SMALL)).eval()
+    input_ids, segments, mask, labels, _ = padded_pair_batch()
+    labels = labels if model_class is not BertForSequenceClassification else torch.tensor([0, 1, 1])
+    out = model(input_ids, segments, mask, labels=labels)
+    assert out.last_hidden_state.shape == (3, 16, 64)
+    bare = model.bert(input_ids, segments, mask)
+    torch.testing.assert_close(out.last_hidden_state, bare.last_hidden_state)
+    torch.testing.assert_close(out.pooler_output, bare.pooler_output)
 
 
 def test_a_model_needs_at_least_one_layer():

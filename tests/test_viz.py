@@ -12,6 +12,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from bertmini import viz
+from bertmini.lstm import BiLSTMModel
 from bertmini.model import (
     BertConfig,
     BertForPreTraining,
@@ -75,7 +76,7 @@ def test_bad_inputs_get_clear_errors(model, tokenizer, maps):
         viz.attention(model, tokenizer, TEXT, kind="arcs")
     with pytest.raises(ValueError, match="from_segment"):
         viz.plot_head_view(maps, from_segment="C")
-    lstm = BertModel(tiny_config(tokenizer, encoder="bilstm"))
+    lstm = BiLSTMModel(tiny_config(tokenizer))
     with pytest.raises(ValueError, match="no attention weights"):
         viz.attention_maps(lstm, tokenizer, TEXT)
 

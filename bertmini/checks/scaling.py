@@ -9,7 +9,7 @@
     check_time_step(time_step)
         # (step, warmup_steps, timed_steps, sync) -> median seconds of one timed step
 
-The references are `bertmini.bench.training_flops_per_step` and the MFU that `bench.benchmark`
+The references are `bertmini.model.training_flops_per_step` and the MFU that `bench.benchmark`
 reports. Answers are numbers, compared with a relative tolerance (floating point may add them up
 in another order). On a wrong answer the checks try the usual mistakes and name the one that
 matches: the forward pass only (2 FLOPs per weight per token instead of 6), the attention term
@@ -36,15 +36,14 @@ from collections.abc import Callable
 
 import torch
 
-from ..bench import training_flops_per_step
-from ..model import BertConfig
+from ..model import BertConfig, training_flops_per_step
 from . import Mistake, call_student, fail, passed
 
 REL_TOL = 1e-6
 
 
 def reference_training_flops(config: BertConfig, batch: int, seq: int, mlm_positions: int) -> int:
-    """bertmini's count (`bench.training_flops_per_step`)."""
+    """bertmini's count (`model.training_flops_per_step`)."""
     return training_flops_per_step(config, batch, seq, mlm_positions)
 
 

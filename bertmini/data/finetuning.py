@@ -40,12 +40,11 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..model import IGNORE_INDEX
 from .pretraining import EncodedExamples, pad_batch
 
 if TYPE_CHECKING:
     from ..tokenizer import Tokenizer
-
-IGNORE_INDEX = -100  # label of positions the loss skips
 
 
 @dataclass

@@ -50,11 +50,11 @@ from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
 from ..guard import refuse_if_checked
+from ..model import IGNORE_INDEX
 
 if TYPE_CHECKING:
     from ..tokenizer import Tokenizer
 
-IGNORE_INDEX = -100  # cross_entropy skips targets with this value
 
 # ---------------------------------------------------------------------------------------------
 # From text to token ids
