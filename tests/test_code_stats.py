@@ -126,6 +126,13 @@ def test_two_identical_6_line_blocks_are_a_duplicate_whatever_the_comments(tmp_p
     (package / "a.py").write_text(imports + "\nA = 1\n")
     (package / "b.py").write_text(imports + "\nB = 2\n")
     assert rules_broken(package) == {}, "the same imports are not duplicated code"
+    params = "".join(f"    p{i}: int = {i},\n" for i in range(7))
+    (package / "a.py").write_text(f"def first(\n{params}):\n    return p0\n")
+    (package / "b.py").write_text(f"def second(\n{params}):\n    return p1\n")
+    assert rules_broken(package) == {}, "one API's parameter lists are not duplicated code"
+    (package / "b.py").write_text(f"def second(\n{params}):\n{block}    return p1\n")
+    (package / "a.py").write_text(f"def first(\n{params}):\n{block}    return p0\n")
+    assert set(rules_broken(package)) == {"duplicate"}, "but their bodies still are"
 
 
 def test_a_missing_package_is_a_clear_error(tmp_path, capsys):
