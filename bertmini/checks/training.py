@@ -44,6 +44,7 @@ from the graph.
 """
 
 import contextlib
+import functools
 import math
 import warnings
 from collections.abc import Callable
@@ -529,10 +530,17 @@ def _student_trace(name, training_step, make_optimizer=_sgd) -> tuple[list[float
     return [float(x) for x in losses], weights
 
 
+@functools.cache
+def _mistake_trace(index: int) -> tuple[list, list]:
+    """The trace of known mistake `index` (-1: a step that does nothing), computed once: the
+    traces are seeded, so each is the same every time, and a diagnosis compares with many."""
+    return _trace(STEP_MISTAKES[index][0] if index >= 0 else lambda *args: 0.0)
+
+
 def _explain_step(name: str, got, expected) -> None:
     """Fail, naming the mistake that gives the student's numbers, or the first step that
     differs."""
-    unchanged = _trace(lambda *args: 0.0)[1][0]
+    unchanged = _mistake_trace(-1)[1][0]
     if all(torch.equal(p, q) for w in got[1] for p, q in zip(w, unchanged, strict=True)):
         fail(
             name,
@@ -540,8 +548,8 @@ def _explain_step(name: str, got, expected) -> None:
             "(it uses the gradients backward() computes), and optimizer.zero_grad() after "
             "optimizer.step() (zeroing before the step leaves it nothing to do).",
         )
-    for wrong, advice in STEP_MISTAKES:
-        if _same(got, _trace(wrong)):
+    for index, (_, advice) in enumerate(STEP_MISTAKES):
+        if _same(got, _mistake_trace(index)):
             fail(name, advice)
     for i, (loss, expected_loss) in enumerate(zip(got[0], expected[0], strict=True)):
         when = f"step {i % 2 + 1} ({'with' if i < 2 else 'without'} clipping)"
