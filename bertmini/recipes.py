@@ -435,8 +435,7 @@ def pretrain_short_first(out: str | Path, profile=None, seed: int = 0, **train_o
     documents = load_documents(
         "embedded", "train", profile.num_documents, seed, profile.comment_share
     )
-    texts = [sentence for document in documents for sentence in document]
-    Tokenizer.train(texts, profile.vocab_size, fast=True).save_pretrained(out / "vocabulary")
+    get_tokenizer(None, out, documents, profile.vocab_size).save_pretrained(out / "vocabulary")
     short = replace(profile, max_seq_len=profile.short_seq_len, pretrain_steps=profile.short_steps)
     pretrain(
         out / "1-short",
