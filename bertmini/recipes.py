@@ -906,7 +906,7 @@ def pretrained(profile=None, cache_dir: str | Path | None = None) -> Path:
     try:
         final = pretrain_short_first(work / "phases", profile=profile, seed=0, log_every=10)
         for path in final.iterdir():  # the model, its vocabulary and metrics; not resume state
-            if path.name != "checkpoint":
+            if path.name not in ("checkpoint", "checkpoint.prev"):
                 path.rename(work / path.name)
         shutil.rmtree(work / "phases")
         (work / "recipe.json").write_text(json.dumps(recipe, indent=2))

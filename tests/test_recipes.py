@@ -13,7 +13,9 @@ def test_pretrained_is_cached_per_recipe(tmp_path, capsys):
     profile = replace(get_profile("ci"), pretrain_steps=3)
     first = pretrained(profile, cache_dir=tmp_path)
     assert "pretraining" in capsys.readouterr().out
-    assert {"config.json", "model.safetensors", "vocab.txt"} <= {p.name for p in first.iterdir()}
+    names = {p.name for p in first.iterdir()}
+    assert {"config.json", "model.safetensors", "vocab.txt"} <= names
+    assert not names & {"checkpoint", "checkpoint.prev"}  # no resume state: the model only
     BertForPreTraining.from_pretrained(first)  # a complete model
     stamp = (first / "model.safetensors").stat().st_mtime_ns
 
