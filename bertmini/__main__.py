@@ -120,7 +120,10 @@ def _pretrain_command(commands) -> None:
         description="Pretrain a BertForPreTraining (masked language model + next sentence "
         "prediction). With no options: a small BERT on the embedded corpus, sized by the profile "
         "(tiny under cpu, small under gpu). "
-        "Writes the model, vocab.txt, metrics.jsonl and checkpoint/ into --out.",
+        "Writes the model, vocab.txt, metrics.jsonl and checkpoint/ into --out. This is one "
+        "phase: the course's model (chapter 07, make demo) first learns from comment threads in "
+        "16-token sequences, with one vocabulary for both phases; in Python that is "
+        "bertmini.recipes.pretrain_short_first(out).",
     )
     add_options(p, PretrainRecipe)
     p.add_argument("--out", default="runs/pretrain", help="run directory (default: %(default)s)")
