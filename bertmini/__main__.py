@@ -121,9 +121,10 @@ def _pretrain_command(commands) -> None:
         "prediction). With no options: a small BERT on the embedded corpus, sized by the profile "
         "(tiny under cpu, small under gpu). "
         "Writes the model, vocab.txt, metrics.jsonl and checkpoint/ into --out. This is one "
-        "phase: the course's model (chapter 07, make demo) first learns from comment threads in "
-        "16-token sequences, with one vocabulary for both phases; in Python that is "
-        "bertmini.recipes.pretrain_short_first(out).",
+        "phase: the course's model (chapter 07, make demo) learns from comment threads in "
+        "16-token sequences (--corpus embedded-comments), then from short one-stance documents "
+        "(--corpus embedded-short --init-from <phase 1>), with one vocabulary for both phases; "
+        "in Python that is bertmini.recipes.pretrain_short_first(out).",
     )
     add_options(p, PretrainRecipe)
     p.add_argument("--out", default="runs/pretrain", help="run directory (default: %(default)s)")

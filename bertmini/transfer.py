@@ -102,17 +102,19 @@ def paired_interval(first: list[float], second: list[float]) -> tuple[float, flo
     return mean, mean - half_width, mean + half_width
 
 
-def masked_word_accuracy(model_dir: Path, items: list) -> float:
+def masked_word_accuracy(model_dir: Path, items: list, max_len: int | None = None) -> float:
     """Share of probe `items` (corpus.ProbeItem) whose correct word the MLM head of the model
     in `model_dir` scores above the incorrect one (chance 0.5). Items whose words are not single
-    WordPieces, or that are longer than the model's positions, are left out."""
+    WordPieces, or longer than `max_len` tokens (default: the model's positions; pass the
+    length it was pretrained at, as positions beyond it are untrained), are left out."""
     tokenizer = Tokenizer.from_pretrained(model_dir)
     model = BertForPreTraining.from_pretrained(model_dir).eval()
+    max_len = max_len or model.config.max_position_embeddings
     right = used = 0
     for item in items:
         ids = tokenizer.encode(item.text)
         words = [tokenizer.tokenize(word) for word in (item.correct, item.incorrect)]
-        if len(ids) > model.config.max_position_embeddings or any(len(w) != 1 for w in words):
+        if len(ids) > max_len or any(len(w) != 1 for w in words):
             continue
         with torch.no_grad():
             logits = model(torch.tensor([ids])).mlm_logits[0, ids.index(tokenizer.mask_token_id)]

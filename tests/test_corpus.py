@@ -255,6 +255,27 @@ def test_comment_threads_put_the_stance_next_to_the_word(corpus):
     assert all(_stance(line) for d in only.train for line in d)
 
 
+def test_short_documents_have_one_stance_throughout():
+    """Phase 2's documents: every polarity word (and stance verb) agrees with every other."""
+    short = generate_corpus(seed=0, num_documents=SMALL, review_share=0.0, short_share=1.0)
+    assert "short one-stance documents (100%)" in short.describe()
+    plain = 0
+    for document in short.train:
+        polarities = {POLARITY_WORDS[w][0] for w in polarity_words_in(" ".join(document))}
+        if document[0].startswith("the "):  # "the room was superb. the bed was lovely."
+            plain += 1
+            assert 2 <= len(document) <= 4
+            assert not any(w in " ".join(document).split() for w in ("not", "but", "stars."))
+        else:
+            assert 3 <= len(document) <= 6
+            polarities |= {_stance(line)[0] for line in document}
+        assert len(polarities) == 1, document
+    assert 0.4 < plain / len(short.train) < 0.6
+    mixed = generate_corpus(seed=0, num_documents=SMALL, short_share=0.3)
+    plain_share = sum(d[0].startswith("the ") and len(d) <= 4 for d in mixed.train) / SMALL
+    assert 0.1 < plain_share < 0.2  # half of the 30%
+
+
 def test_stance_words_probe_masks_the_word_after_the_verb(probe_sets):
     for item in probe_sets["stance_words"]:
         line = next(s for s in item.text.split(". ") if MASK in s)
@@ -268,6 +289,8 @@ def test_stance_words_probe_masks_the_word_after_the_verb(probe_sets):
 def test_bad_arguments_raise_clear_errors():
     with pytest.raises(ValueError, match="comment_share"):
         generate_corpus(review_share=0.7, comment_share=0.4)
+    with pytest.raises(ValueError, match="short_share"):
+        generate_corpus(review_share=0.5, short_share=-0.1)
     with pytest.raises(TypeError, match="seed"):
         generate_corpus(seed="zero")
     with pytest.raises(ValueError, match="num_documents"):

@@ -51,9 +51,9 @@ def test_dupe_factor_builds_other_pairs_each_time(tmp_path, monkeypatch):
     assert copies < 0.5 * len(once)  # later rounds split and pair the documents differently
 
 
-def test_short_first_runs_comment_threads_then_the_whole_corpus(tmp_path, monkeypatch):
+def test_short_first_runs_comment_threads_then_one_stance_documents(tmp_path, monkeypatch):
     """Phase 1 trains on comment threads in short sequences, phase 2 starts from its weights on
-    the whole corpus; one vocabulary, trained on the whole corpus, serves both."""
+    short one-stance documents; one vocabulary, trained on the whole corpus, serves both."""
     import bertmini.recipes
 
     profile = replace(get_profile("ci"), short_steps=3, pretrain_steps=2, comment_share=0.3)
@@ -72,7 +72,7 @@ def test_short_first_runs_comment_threads_then_the_whole_corpus(tmp_path, monkey
     assert final == tmp_path / "2-full"
     assert corpora == [
         ("embedded-comments", profile.short_seq_len, None),
-        ("embedded", profile.max_seq_len, tmp_path / "1-short"),
+        ("embedded-short", profile.max_seq_len, tmp_path / "1-short"),
     ]
     assert [len(read_metrics(tmp_path / d / "metrics.jsonl")) for d in ("1-short", "2-full")] == [
         3,

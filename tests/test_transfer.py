@@ -79,3 +79,6 @@ def test_masked_word_accuracy_reads_the_blank(tmp_path):
     assert masked_word_accuracy(tmp_path, [ProbeItem(i.text, "baker", "the") for i in items]) == 0
     with pytest.raises(ValueError, match="no probe item"):
         masked_word_accuracy(tmp_path, [ProbeItem("the [MASK] .", "zzzqqq", "the")])
+    with pytest.raises(ValueError, match="no probe item"):  # 8 tokens with [CLS] and [SEP]
+        masked_word_accuracy(tmp_path, items, max_len=7)
+    assert masked_word_accuracy(tmp_path, items, max_len=8) == 1.0

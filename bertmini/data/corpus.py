@@ -617,6 +617,26 @@ def _comment_document(rng: random.Random) -> list[str]:
     return [_comment_line(rng, kind, rng.randrange(2)) for _ in range(rng.randint(3, 6))]
 
 
+def _one_stance_document(rng: random.Random) -> list[str]:
+    """A short document with one stance throughout: half are 2-4 plain opinions ("the room was
+    superb. the bed was lovely."), half a comment thread whose lines all share one stance.
+
+    Every polarity word in it is evidence for every other: the lookup behind a review's stance
+    ("which words are praise, judging by the others?"), with nothing (stars, "but", "not", a
+    line of the other stance) that contradicts it (chapter 07, phase 2).
+    """
+    kind, polarity = rng.choice(list(REVIEW_KINDS)), rng.randrange(2)
+    if rng.random() < 0.5:
+        return [_comment_line(rng, kind, polarity) for _ in range(rng.randint(3, 6))]
+    sentences = []
+    for _ in range(rng.randint(2, 4)):
+        aspect, be = _aspect(rng, kind)
+        word = _polarity_word(rng, polarity, (1, 2, 3))
+        intensifier = rng.choice(("", "") + INTENSIFIERS[POLARITY_WORDS[word][1]])
+        sentences.append(f"the {aspect} {be} {intensifier}{word}.")
+    return sentences
+
+
 # ---------------------------------------------------------------------------------------------
 # The corpus
 # ---------------------------------------------------------------------------------------------
@@ -634,6 +654,7 @@ class EmbeddedCorpus:
     test: list[list[str]]
     review_share: float = 0.3
     comment_share: float = 0.0
+    short_share: float = 0.0
 
     def split(self, name: str) -> list[list[str]]:
         """The documents of split `name` ("train", "validation" or "test")."""
@@ -669,7 +690,8 @@ class EmbeddedCorpus:
                 f"{sentences} sentences, {sum(counts.values())} words, {len(counts)} distinct "
                 f"words, {characters / 1e6:.1f} MB of text",
                 f"{len(TOPICS)} topics + reviews ({self.review_share:.0%} of documents) of "
-                f"{len(REVIEW_KINDS)} kinds + comment threads ({self.comment_share:.0%})",
+                f"{len(REVIEW_KINDS)} kinds + comment threads ({self.comment_share:.0%}) + "
+                f"short one-stance documents ({self.short_share:.0%})",
                 "NSP: documents stay on one topic with the same people -> NSP accuracy",
                 "facts: 'the baker is called maria' early, needed late -> probes()['fact_recall']",
                 "agreement across attractor nouns -> probes()['agreement']",
@@ -689,23 +711,25 @@ def generate_corpus(
     num_documents: int = 10_000,
     review_share: float = 0.3,
     comment_share: float = 0.0,
+    short_share: float = 0.0,
     validation_fraction: float = 0.05,
     test_fraction: float = 0.05,
 ) -> EmbeddedCorpus:
     """Generate the embedded corpus: `num_documents` distinct documents, split three ways.
 
-    `review_share` and `comment_share` are the expected shares of reviews and comment threads;
-    the rest are topic documents. The same seed gives the same corpus on every machine (only
-    `random.Random(seed)` is used). The default, 10,000 documents, is ~2.6 MB of text (~450k
-    words), generated in under a second.
+    `review_share`, `comment_share` and `short_share` are the expected shares of reviews, comment
+    threads and short one-stance documents; the rest are topic documents. The same seed gives the
+    same corpus on every machine (only `random.Random(seed)` is used). The default, 10,000
+    documents, is ~2.6 MB of text (~450k words), generated in under a second.
     """
     _check_seed(seed)
     if not isinstance(num_documents, int) or num_documents < 3:
         raise ValueError(f"num_documents must be an int >= 3 (one per split), got {num_documents}")
-    if not (0.0 <= review_share and 0.0 <= comment_share and review_share + comment_share <= 1.0):
+    shares = (review_share, comment_share, short_share)
+    if not (min(shares) >= 0.0 and sum(shares) <= 1.0):
         raise ValueError(
-            "review_share and comment_share must be >= 0 and sum to at most 1, got "
-            f"{review_share} and {comment_share}"
+            "review_share, comment_share and short_share must be >= 0 and sum to at most 1, "
+            f"got {review_share}, {comment_share} and {short_share}"
         )
     if not (
         0 < validation_fraction and 0 < test_fraction and validation_fraction + test_fraction < 1
@@ -722,6 +746,8 @@ def generate_corpus(
             document = _review_document(rng)[0]
         elif draw < review_share + comment_share:
             document = _comment_document(rng)
+        elif draw < review_share + comment_share + short_share:
+            document = _one_stance_document(rng)
         else:
             document = _topic_document(rng)[0]
         key = tuple(document)
@@ -738,6 +764,7 @@ def generate_corpus(
         test=documents[num_train + num_validation :],
         review_share=review_share,
         comment_share=comment_share,
+        short_share=short_share,
     )
 
 
