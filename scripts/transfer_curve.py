@@ -9,7 +9,7 @@ pretrained BERT (all-MiniLM-L6-v2), the `cpu` profile's model pretrained on the 
 (`recipes.pretrained()`, cached), and that architecture from random weights. The test set uses
 only polarity words that never carry a label, so it shows what each arm knew before fine-tuning.
 Error bars: the standard deviation over seeds. The numbers go to assets/transfer_curve.json.
-13.1 min with the defaults on this project's 2-core CPU (one thread, 2026-11-30, machine shared).
+15.5 min with the defaults on this project's 2-core CPU (one thread, 2026-11-30, machine shared).
 """
 
 import argparse
