@@ -195,8 +195,9 @@ def test_demo_pipeline_at_tiny_size(tmp_path, capsys):
     printed = capsys.readouterr().out
     for line in ("NSP accuracy", "held-out words", "from scratch", "95% interval", "wall time"):
         assert line in printed
-    assert f"stance-word probe {100 * results['stance_probe']:.1f}%" in printed
-    assert f"review-word probe {100 * results['review_probe']:.1f}%" in printed
+    assert f"stance-word probe {demo.percent(results['stance_probe'])}" in printed
+    assert f"review-word probe {demo.percent(results['review_probe'])}" in printed
+    assert results["review_probe"] is None  # no review fits the ci profile's 32 tokens
     accuracy = results["accuracy"]
     assert set(accuracy) == {"real BERT (MiniLM)", "ours, pretrained", "from scratch"}
     assert [len(accuracy[arm]["test"]) for arm in accuracy] == [1, 2, 2]  # seeds per arm
