@@ -77,11 +77,7 @@ def main(out_dir: str | Path = "demo_out", profile=None, seeds=SEEDS, real_seeds
     accuracies = real.result() if real_dir is not None else {}
     accuracies |= compare([ours], seeds_of, profile=profile) | scratch_future.result()
     pool.shutdown()
-    items = probes(seed=0)
-    stance, review = (
-        _probe(model_dir, items[kind], profile.max_seq_len)
-        for kind in ("stance_words", "sentiment_words")
-    )
+    stance, review = _probes(model_dir, profile.max_seq_len)
     end = pretrain_history[-1]
     results = {
         "mlm_accuracy": end["eval_mlm_accuracy"],
@@ -106,13 +102,16 @@ def main(out_dir: str | Path = "demo_out", profile=None, seeds=SEEDS, real_seeds
     return results
 
 
-def _probe(model_dir: Path, items: list, max_len: int) -> float | None:
-    """The masked-word probe's accuracy, or None where no item fits the pretraining length (the
-    ci profile's 32 tokens hold no whole comment thread or review)."""
-    try:
-        return masked_word_accuracy(model_dir, items, max_len)
-    except ValueError:
-        return None
+def _probes(model_dir: Path, max_len: int) -> tuple:
+    """The stance-word and review-word probes' accuracies, None for a probe none of whose items
+    fit the pretraining length (the ci profile's 32 tokens hold no whole comment thread)."""
+    items, shares = probes(seed=0), []
+    for kind in ("stance_words", "sentiment_words"):
+        try:
+            shares.append(masked_word_accuracy(model_dir, items[kind], max_len))
+        except ValueError:
+            shares.append(None)
+    return tuple(shares)
 
 
 def percent(share: float | None) -> str:
