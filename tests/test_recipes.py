@@ -1,10 +1,19 @@
 """Recipes: `pretrain()` options and `pretrained()`, the cached model later chapters use."""
 
+import json
 from dataclasses import replace
+
+import pytest
 
 from bertmini.course import get_profile
 from bertmini.model import BertForPreTraining
-from bertmini.recipes import pretrain, pretrain_short_first, pretrained
+from bertmini.recipes import (
+    EvaluateRecipe,
+    evaluate_saved,
+    pretrain,
+    pretrain_short_first,
+    pretrained,
+)
 from bertmini.tokenizer import Tokenizer
 from bertmini.train import read_metrics
 
@@ -84,3 +93,9 @@ def test_short_first_runs_comment_threads_then_one_stance_documents(tmp_path, mo
     short = BertForPreTraining.from_pretrained(tmp_path / "1-short")
     untrained = BertForPreTraining(short.config)
     assert not (short.bert.embeddings.word.weight == untrained.bert.embeddings.word.weight).all()
+    # `evaluate` scores each phase on the validation split of the corpus it learned
+    assert json.loads((final / "trained_on.json").read_text()) == {"corpus": "embedded-short"}
+    assert 0 <= evaluate_saved(final, EvaluateRecipe(), profile)["validation"]["mlm_accuracy"] <= 1
+    (final / "trained_on.json").write_text(json.dumps({"corpus": "my_books/*.txt"}))
+    with pytest.raises(ValueError, match="--corpus"):  # other text: it must be named
+        evaluate_saved(final, EvaluateRecipe(), profile)
