@@ -77,7 +77,7 @@ def main(out_dir: str | Path = "demo_out", profile=None, seeds=SEEDS, real_seeds
     accuracies = real.result() if real_dir is not None else {}
     accuracies |= compare([ours], seeds_of, profile=profile) | scratch_future.result()
     pool.shutdown()
-    stance, review = _probes(model_dir, profile.max_seq_len)
+    stance, review = probe_shares(model_dir, profile.max_seq_len)
     end = pretrain_history[-1]
     results = {
         "mlm_accuracy": end["eval_mlm_accuracy"],
@@ -102,7 +102,7 @@ def main(out_dir: str | Path = "demo_out", profile=None, seeds=SEEDS, real_seeds
     return results
 
 
-def _probes(model_dir: Path, max_len: int) -> tuple:
+def probe_shares(model_dir: Path, max_len: int) -> tuple:
     """The stance-word and review-word probes' accuracies, None for a probe none of whose items
     fit the pretraining length (the ci profile's 32 tokens hold no whole comment thread)."""
     items, shares = probes(seed=0), []

@@ -31,6 +31,7 @@ from . import train as trainer  # trainer.train, looked up at call time (tests r
 from .course import Profile, get_profile
 from .data import corpus as embedded_corpus
 from .data import real
+from .data.corpus import EMBEDDED_CORPORA
 from .data.finetuning import Task, make_bucketed_loader
 from .data.pretraining import (
     MLM_PROBABILITY,
@@ -297,22 +298,15 @@ def pretrain(
     return model, tok, history
 
 
-# The embedded corpus's mixes of document kinds (bertmini.data.corpus.generate_corpus); the
-# whole corpus ("embedded") takes its share of comment threads from the profile.
-EMBEDDED_CORPORA = {
-    "embedded": None,
-    "embedded-comments": dict(review_share=0.0, comment_share=1.0),  # phase 1 of the course
-    "embedded-short": dict(review_share=0.0, short_share=1.0),  # phase 2: one stance each
-}
-
-
 def load_documents(
     corpus: str, split: str, num_documents: int, seed: int = 0, comment_share: float = 0.0
 ) -> list[list[str]]:
     """Documents (lists of sentences) of `corpus`; the embedded ones at the profile's size (the
     whole corpus with `comment_share` of comment threads), else a real corpus."""
     if corpus in EMBEDDED_CORPORA:
-        shares = EMBEDDED_CORPORA[corpus] or dict(review_share=0.3, comment_share=comment_share)
+        shares = dict(EMBEDDED_CORPORA[corpus])
+        if corpus == "embedded":
+            shares["comment_share"] = comment_share
         corpus = embedded_corpus.generate_corpus(seed, num_documents, **shares)
         return corpus.split(split)
     return real.load_corpus(corpus, split)

@@ -19,15 +19,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout, uninstalled
 
 from bertmini.course import get_profile  # noqa: E402
-from bertmini.data.corpus import probes  # noqa: E402
-from bertmini.demo import SEEDS  # noqa: E402
+from bertmini.demo import SEEDS, percent, probe_shares  # noqa: E402
 from bertmini.recipes import pretrain_short_first  # noqa: E402
-from bertmini.transfer import (  # noqa: E402
-    compare,
-    masked_word_accuracy,
-    results_table,
-    standard_arms,
-)
+from bertmini.transfer import compare, results_table, standard_arms  # noqa: E402
 
 
 def main() -> None:
@@ -38,19 +32,15 @@ def main() -> None:
     args = parser.parse_args()
     profile = get_profile(args.profile)
     torch.set_num_threads(1)  # as make demo: a tiny BERT's products are too small to share
-    items = probes(seed=0)
     for seed in (int(s) for s in args.seeds.split(",")):
         start = time.perf_counter()
         model_dir = pretrain_short_first(
             Path(args.out) / f"seed{seed}", profile=profile, seed=seed, progress=False
         )
-        stance, review = (
-            masked_word_accuracy(model_dir, items[kind], profile.max_seq_len)
-            for kind in ("stance_words", "sentiment_words")
-        )
+        stance, review = probe_shares(model_dir, profile.max_seq_len)
         print(
-            f"pretraining seed {seed}: stance-word probe {100 * stance:.1f}%, review-word probe "
-            f"{100 * review:.1f}% (chance 50%)",
+            f"pretraining seed {seed}: stance-word probe {percent(stance)}, review-word probe "
+            f"{percent(review)} (chance 50%)",
             flush=True,
         )
         accuracies = compare(standard_arms(model_dir), {"default": list(SEEDS)}, profile=profile)

@@ -157,14 +157,18 @@ def test_embedded_data_needs_no_hub(monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     documents = load_corpus("embedded", split="validation")
     assert len(documents) > 10 and all(isinstance(s, str) for doc in documents for s in doc)
+    comments = load_corpus("embedded-comments", split="validation")  # the course's phase 1
+    assert all(line.split()[0] in ("i", "we") for doc in comments for line in doc)
     task = load_task("embedded-sentiment")
     assert set(task) == {"train", "validation", "test"}
     assert {label for _, label in task["train"]} == {0, 1}
 
 
 def test_unknown_names_list_the_known_ones():
-    with pytest.raises(ValueError, match="known corpora: wikitext-2, wikitext-103, embedded"):
+    with pytest.raises(ValueError, match="known corpora: wikitext-2, wikitext-103, embedded, "):
         load_corpus("bookcorpus")
+    with pytest.raises(ValueError, match="embedded-comments, embedded-short, 'path"):
+        load_corpus("embedded-shrt")
     with pytest.raises(ValueError, match="known tasks: sst2, imdb, embedded-sentiment"):
         load_task("mnli")
     with pytest.raises(ValueError, match="non-empty"):

@@ -547,6 +547,12 @@ def _aspect(rng: random.Random, kind: str) -> tuple[str, str]:
     return rng.choice(aspects)
 
 
+def _plain_opinion(rng: random.Random, aspect: str, be: str, word: str) -> str:
+    """ "the food was (very) good.": one aspect, one polarity word, maybe an intensifier."""
+    intensifier = rng.choice(("", "") + INTENSIFIERS[POLARITY_WORDS[word][1]])
+    return f"the {aspect} {be} {intensifier}{word}."
+
+
 def _review_document(rng: random.Random) -> tuple[list[str], list[tuple[int, str]]]:
     """A review with one stance from start to end.
 
@@ -569,9 +575,8 @@ def _review_document(rng: random.Random) -> tuple[list[str], list[tuple[int, str
         form = rng.random()
         if form < 0.55:
             chosen = word()
-            intensifier = rng.choice(("", "") + INTENSIFIERS[POLARITY_WORDS[chosen][1]])
             slots.append((len(sentences), chosen))
-            sentences.append(f"the {aspect} {be} {intensifier}{chosen}.")
+            sentences.append(_plain_opinion(rng, aspect, be, chosen))
         elif form < 0.7:
             sentences.append(f"the {aspect} {be} not {word(1 - polarity)}.")
         elif form < 0.85:
@@ -631,9 +636,7 @@ def _one_stance_document(rng: random.Random) -> list[str]:
     sentences = []
     for _ in range(rng.randint(2, 4)):
         aspect, be = _aspect(rng, kind)
-        word = _polarity_word(rng, polarity, (1, 2, 3))
-        intensifier = rng.choice(("", "") + INTENSIFIERS[POLARITY_WORDS[word][1]])
-        sentences.append(f"the {aspect} {be} {intensifier}{word}.")
+        sentences.append(_plain_opinion(rng, aspect, be, _polarity_word(rng, polarity, (1, 2, 3))))
     return sentences
 
 
@@ -699,6 +702,15 @@ class EmbeddedCorpus:
                 "sentiment_task() (test uses held-out words only), probes()['sentiment_words']",
             ]
         )
+
+
+# Named mixes of document kinds: generate_corpus(**EMBEDDED_CORPORA[name]). Recipes give the
+# whole corpus ("embedded") the profile's share of comment threads.
+EMBEDDED_CORPORA = {
+    "embedded": {},
+    "embedded-comments": dict(review_share=0.0, comment_share=1.0),  # phase 1 of the course
+    "embedded-short": dict(review_share=0.0, short_share=1.0),  # phase 2: one stance each
+}
 
 
 def _check_seed(seed) -> None:

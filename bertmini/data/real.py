@@ -25,7 +25,7 @@ import os
 import re
 from typing import Any
 
-from .corpus import generate_corpus, sentiment_task
+from .corpus import EMBEDDED_CORPORA, generate_corpus, sentiment_task
 from .finetuning import Task
 from .pretraining import split_sentences
 
@@ -60,7 +60,8 @@ def load_corpus(name: str, split: str = "train") -> list[list[str]]:
     """Documents of a corpus, each a list of sentence strings.
 
     Args:
-        name: ``"wikitext-2"``, ``"wikitext-103"``, ``"embedded"``, or local text: a file, a
+        name: ``"wikitext-2"``, ``"wikitext-103"``, ``"embedded"`` (or one of its named mixes,
+            ``corpus.EMBEDDED_CORPORA``, e.g. ``"embedded-short"``), or local text: a file, a
             glob, a directory (every ``*.txt`` below it), or a dataset saved with
             ``Dataset.save_to_disk`` (one document per row of its ``text`` column). See
             :func:`read_local_corpus` for the format.
@@ -70,9 +71,9 @@ def load_corpus(name: str, split: str = "train") -> list[list[str]]:
     """
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"corpus name must be a non-empty string; {_known_corpora()}")
-    if name == EMBEDDED_CORPUS:
+    if name in EMBEDDED_CORPORA:
         _check_split(split, ("train", "validation", "test"), name)
-        return [list(doc) for doc in getattr(generate_corpus(), split)]
+        return [list(doc) for doc in getattr(generate_corpus(**EMBEDDED_CORPORA[name]), split)]
     if name in HUB_CORPORA:
         path, config = HUB_CORPORA[name]
         _check_split(split, ("train", "validation", "test"), name)
@@ -347,7 +348,7 @@ def _check_split(split: str, known: tuple[str, ...], name: str) -> None:
 
 
 def _known_corpora() -> str:
-    names = [*HUB_CORPORA, EMBEDDED_CORPUS, "'path/*.txt'"]
+    names = [*HUB_CORPORA, *EMBEDDED_CORPORA, "'path/*.txt'"]
     return "known corpora: " + ", ".join(names) + "."
 
 
